@@ -1,0 +1,59 @@
+"""dim_date: one row per date the facts of a packet refer to."""
+
+from __future__ import annotations
+
+import calendar
+
+import pandera.pandas as pdv
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runtime.validation import LINE, UPDATED, column
+
+_SMALL = pa.int32()
+SCHEMA = pdv.DataFrameSchema(
+    {
+        "date_id": column(pa.date32(), unique=True),
+        "year": column(_SMALL),
+        "month": column(_SMALL, pdv.Check.in_range(1, 12)),
+        "day": column(_SMALL, pdv.Check.in_range(1, 31)),
+        "day_of_week": column(_SMALL, pdv.Check.in_range(1, 7)),
+        "day_name": column(pa.string(), pdv.Check.isin(list(calendar.day_name))),
+        "month_name": column(pa.string(), pdv.Check.isin(list(calendar.month_name)[1:])),
+        "quarter": column(_SMALL, pdv.Check.in_range(1, 4)),
+    },
+    strict=True,
+)
+
+# The facts' date columns whose values dim_date must hold (the loader's foreign keys).
+FACT_DATE_COLUMNS = ("created_date", "last_updated_date", "agreed_payment_date", "agreed_delivery_date")
+
+# English names by ISO weekday (1 = Monday) and month number; index 0 unused. Fixed
+# here, not from the process locale, so the output never depends on the machine.
+_DAY_NAMES = pa.array(["", *calendar.day_name])
+_MONTH_NAMES = pa.array(list(calendar.month_name))
+
+
+def build(facts: pa.Table) -> pa.Table:
+    """Every distinct date the (valid) facts refer to → dim_date candidates."""
+    dates = pc.unique(pa.chunked_array([facts[c].combine_chunks() for c in FACT_DATE_COLUMNS], pa.date32()))
+    dates = pc.drop_null(dates).sort()
+    weekday = pc.day_of_week(dates, count_from_zero=False, week_start=1)
+    month = pc.month(dates)
+    updated = pc.max(facts[UPDATED])
+    n = len(dates)
+    return pa.table(
+        {
+            "date_id": dates,
+            "year": pc.cast(pc.year(dates), _SMALL),
+            "month": pc.cast(month, _SMALL),
+            "day": pc.cast(pc.day(dates), _SMALL),
+            "day_of_week": pc.cast(weekday, _SMALL),
+            "day_name": pc.take(_DAY_NAMES, weekday),
+            "month_name": pc.take(_MONTH_NAMES, month),
+            "quarter": pc.cast(pc.quarter(dates), _SMALL),
+            # A date is derived from the facts, not from one source line.
+            LINE: pa.nulls(n, pa.int64()),
+            UPDATED: pa.repeat(updated, n),
+        }
+    )
