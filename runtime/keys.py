@@ -1,0 +1,81 @@
+"""The S3 key layout of both buckets (DESIGN §3, §5, §6, §7), in one place.
+
+Every table name is checked against the declared tables before a key is built, so no
+event or record can steer a key outside its prefix.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from runtime.tables import OUTPUT_TABLES, SOURCES
+
+TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+COMMITS = "_commits/"
+PENDING = "_pending/"
+STATE = "_state/"
+QUARANTINE = "_quarantine/"
+
+
+def _source(table: str) -> str:
+    if table not in SOURCES:
+        raise ValueError(f"{table!r} is not a consumed source table")
+    return table
+
+
+def _output(table: str) -> str:
+    if table not in OUTPUT_TABLES:
+        raise ValueError(f"{table!r} is not an output table")
+    return table
+
+
+def _positive(n: int) -> int:
+    if type(n) is not int or n < 1:
+        raise ValueError(f"packet number must be a positive int, got {n!r}")
+    return n
+
+
+def packet_prefix(table: str, packet_id: int) -> str:
+    """Every ingestion object of a packet starts with this; the trailing '_' keeps
+    packet 1 from matching packet 10."""
+    return f"{_source(table)}/{table}_packet_{_positive(packet_id)}_"
+
+
+def is_packet_object(key: str) -> bool:
+    return key.endswith(".jsonl") or key.endswith(".jsonl.gz")
+
+
+def output_key(table: str, n: int, updated: datetime) -> str:
+    return f"{_output(table)}/{table}_packet_{_positive(n)}_processed_{updated.strftime(TS_FORMAT)}.parquet"
+
+
+def commit_key(table: str, packet_id: int) -> str:
+    return f"{COMMITS}{_source(table)}/{table}_packet_{_positive(packet_id)}.json"
+
+
+def state_key(table: str, packet_id: int) -> str:
+    return f"{STATE}{_source(table)}/{table}_packet_{_positive(packet_id)}.parquet"
+
+
+def quarantine_key(output_table: str, source_table: str, packet_id: int) -> str:
+    return (
+        f"{QUARANTINE}{_output(output_table)}/{output_table}_from_"
+        f"{_source(source_table)}_packet_{_positive(packet_id)}_rejected.jsonl"
+    )
+
+
+def pending_key(seq: int, table: str, packet_id: int) -> str:
+    """Zero-padded sequence first, so a listing returns marks in arrival order."""
+    return f"{PENDING}{_positive(seq):012d}_{_source(table)}_packet_{_positive(packet_id)}.json"
+
+
+_PENDING = re.compile(r"^_pending/(\d{12})_([a-z_]+)_packet_(\d+)\.json$")
+
+
+def parse_pending_key(key: str) -> tuple[int, str, int] | None:
+    """(seq, table, packet id) of a pending mark's key; None for anything else."""
+    match = _PENDING.match(key)
+    if not match or match.group(2) not in SOURCES:
+        return None
+    return int(match.group(1)), match.group(2), int(match.group(3))

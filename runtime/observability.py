@@ -1,0 +1,74 @@
+"""The logger and the metrics, shared by every module.
+
+Logs: one structured JSON line per event (Powertools Logger), with the invocation's
+packet list appended as correlation keys. Metrics: CloudWatch embedded metric format
+(EMF) lines on stdout, one per table per invocation, dimension `table` only, so the
+alarms can name exactly what they watch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import TextIO
+
+from aws_lambda_powertools import Logger
+
+SERVICE = "totesys-processing"
+NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
+DEFAULT_NAMESPACE = "TotesysProcessing"
+
+# The metric names the stack's alarms refer to.
+PACKETS_PROCESSED = "PacketsProcessed"
+ROWS_WRITTEN = "RowsWritten"
+ROWS_REJECTED = "RowsRejected"
+PACKET_GAP = "PacketGap"
+PROCESSING_FAILED = "ProcessingFailed"
+METRIC_NAMES = (PACKETS_PROCESSED, ROWS_WRITTEN, ROWS_REJECTED, PACKET_GAP, PROCESSING_FAILED)
+
+logger = Logger(service=SERVICE, use_rfc3339=True)
+
+
+class Metrics:
+    """Counts by (table, metric) for one invocation, flushed as EMF at its end."""
+
+    def __init__(self, namespace: str | None = None, stream: TextIO | None = None) -> None:
+        self.namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
+        self._stream = stream
+        self.counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def add(self, name: str, table: str, value: float = 1) -> None:
+        if name not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {name!r}")
+        self.counts[table][name] += value
+
+    def flush(self) -> list[dict]:
+        """Write one EMF document per table and reset; returns what was written."""
+        timestamp = int(time.time() * 1000)
+        documents = []
+        for table, values in sorted(self.counts.items()):
+            documents.append(
+                {
+                    "_aws": {
+                        "Timestamp": timestamp,
+                        "CloudWatchMetrics": [
+                            {
+                                "Namespace": self.namespace,
+                                "Dimensions": [["table"]],
+                                "Metrics": [{"Name": n, "Unit": "Count"} for n in sorted(values)],
+                            }
+                        ],
+                    },
+                    "table": table,
+                    **{n: v for n, v in sorted(values.items())},
+                }
+            )
+        stream = self._stream or sys.stdout
+        for document in documents:
+            stream.write(json.dumps(document) + "\n")
+        stream.flush()
+        self.counts.clear()
+        return documents

@@ -1,0 +1,338 @@
+"""Ordering, pending packets and the commit steps of DESIGN §6. Talks only to ports.
+
+Why it is shaped like this: a run can be killed after any write, and another event can
+arrive before Lambda retries it. So every named packet is first recorded as pending,
+pending packets are finished strictly in the order they arrived, and each packet
+commits in steps that a retry can repeat: outputs (immutable, conditional puts), then
+one commit record, then the SSM ids (produced before consumed). A retry of a packet
+sees the same committed state and so computes the same bytes under the same keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import pyarrow as pa
+
+from runtime import keys
+from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
+from runtime.events import Event, PacketRef
+from runtime.observability import (
+    PACKET_GAP,
+    PACKETS_PROCESSED,
+    ROWS_REJECTED,
+    ROWS_WRITTEN,
+    Metrics,
+    logger,
+)
+from runtime.parquet import from_parquet, to_parquet
+from runtime.ports import IngestionSource, PacketIds, ProcessedStore
+from runtime.reading import coerced_schema, decode_object, parse_packet
+from runtime.state import empty
+from runtime.tables import SOURCES, consumed_parameter, produced_parameter
+from runtime.transform import STATE_INPUTS, Transformed, transform
+
+# An event may name a packet far ahead of the last one processed; the ones between are
+# caught up first. Past this many, the id is more likely a bug than a backlog.
+MAX_CATCH_UP = 1000
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    table: str
+    key: str
+    rows: int
+    sha256: str
+    packet: int | None = None  # the output packet number n (outputs only)
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """What one source packet committed; written once, after all its objects."""
+
+    table: str
+    packet: int
+    outputs: tuple[WrittenObject, ...] = ()
+    quarantine: tuple[WrittenObject, ...] = ()
+    state: str | None = None  # the dimension state after this packet
+    missing: bool = False  # passed over: no objects while a later packet existed
+
+    def to_json(self) -> bytes:
+        # No wall-clock time in here: a retry must produce the very same bytes.
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, key: str, data: bytes) -> CommitRecord:
+        try:
+            raw = json.loads(data)
+            return cls(
+                table=raw["table"],
+                packet=raw["packet"],
+                outputs=tuple(WrittenObject(**o) for o in raw["outputs"]),
+                quarantine=tuple(WrittenObject(**o) for o in raw["quarantine"]),
+                state=raw["state"],
+                missing=raw["missing"],
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
+
+
+@dataclass
+class PacketOutcome:
+    packet: str
+    status: str  # committed | recovered | passed_over
+    outputs: tuple[WrittenObject, ...] = ()
+    quarantine: tuple[WrittenObject, ...] = ()
+    reports: tuple = ()
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[PacketOutcome] = field(default_factory=list)
+    already_processed: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    failed_packet: str | None = None
+
+    def rows_written(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for out in outcome.outputs:
+                totals[out.table] = totals.get(out.table, 0) + out.rows
+        return totals
+
+    def rows_rejected(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for report in outcome.reports:
+                if report.rows_rejected:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected
+        return totals
+
+
+class Pipeline:
+    """Processes the packets of events, exactly once each, in order."""
+
+    def __init__(
+        self,
+        source: IngestionSource,
+        store: ProcessedStore,
+        packet_ids: PacketIds,
+        ssm_prefix: str,
+        metrics: Metrics,
+    ) -> None:
+        self._source = source
+        self._store = store
+        self._ids = packet_ids
+        self._prefix = ssm_prefix
+        self._metrics = metrics
+
+    # -- the invocation -------------------------------------------------------------
+
+    def run(self, event: Event) -> RunSummary:
+        summary = RunSummary(ignored=[str(r) for r in event.ignored])
+        for ref in event.ignored:
+            logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
+        earlier = self._pending_marks()
+        marks = earlier + self._mark_pending(event.packets, earlier, summary)
+        if not marks:
+            logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
+            return summary
+        if earlier:
+            logger.info(
+                "finishing packets left pending by earlier invocations first",
+                extra={"pending": [f"{t}:{k}" for _, t, k in earlier]},
+            )
+        newest = {}
+        for _, table, packet_id in marks:
+            newest[table] = max(newest.get(table, 0), packet_id)
+        for seq, table, packet_id in marks:
+            summary.failed_packet = f"{table}:{packet_id}"
+            self._process_through(table, packet_id, newest[table], summary)
+            self._store.delete(keys.pending_key(seq, table, packet_id))
+        summary.failed_packet = None
+        return summary
+
+    def _pending_marks(self) -> list[tuple[int, str, int]]:
+        marks = []
+        for key in self._store.list_keys(keys.PENDING):
+            parsed = keys.parse_pending_key(key)
+            if parsed is None:
+                logger.warning("ignoring an unexpected object under _pending/", extra={"key": key})
+                continue
+            marks.append(parsed)
+        return sorted(marks)
+
+    def _mark_pending(
+        self, refs: tuple[PacketRef, ...], earlier: list[tuple[int, str, int]], summary: RunSummary
+    ) -> list[tuple[int, str, int]]:
+        """Record the event's packets as pending, durably, before any work (§6)."""
+        pending = {(t, k) for _, t, k in earlier}
+        seq = max((s for s, _, _ in earlier), default=0)
+        todo = []
+        for ref in refs:
+            consumed = self._consumed(ref.table)
+            if ref.id <= consumed:
+                summary.already_processed.append(str(ref))
+                logger.info(
+                    "packet already processed; skipped",
+                    extra={"packet": str(ref), "consumed": consumed},
+                )
+                continue
+            if ref.id - consumed > MAX_CATCH_UP:
+                raise InvalidEventError(
+                    f"packet {ref} is {ref.id - consumed} packets ahead of the last one "
+                    f"processed ({consumed}); more than {MAX_CATCH_UP} is refused as a likely bug"
+                )
+            if (ref.table, ref.id) not in pending:
+                todo.append(ref)
+        marks = []
+        for ref in todo:
+            seq += 1
+            body = json.dumps({"table": ref.table, "id": ref.id, "seq": seq}).encode()
+            self._store.put_if_absent(keys.pending_key(seq, ref.table, ref.id), body, {})
+            marks.append((seq, ref.table, ref.id))
+        return marks
+
+    # -- one table, up to a packet ------------------------------------------------
+
+    def _process_through(self, table: str, packet_id: int, newest: int, summary: RunSummary) -> None:
+        consumed = self._consumed(table)
+        if packet_id <= consumed:
+            summary.already_processed.append(f"{table}:{packet_id}")
+            logger.info("packet already processed; skipped", extra={"packet": f"{table}:{packet_id}"})
+            return
+        if packet_id > consumed + 1:
+            logger.warning(
+                "packet id gap: catching up on the packets in between first",
+                extra={"packet": f"{table}:{packet_id}", "consumed": consumed,
+                       "catching_up": [consumed + 1, packet_id - 1]},
+            )
+            self._metrics.add(PACKET_GAP, table)
+        for k in range(consumed + 1, packet_id + 1):
+            summary.failed_packet = f"{table}:{k}"
+            summary.outcomes.append(self._process_packet(table, k, newest))
+
+    # -- one packet: the commit steps ---------------------------------------------
+
+    def _process_packet(self, table: str, packet_id: int, newest: int) -> PacketOutcome:
+        name = f"{table}:{packet_id}"
+        commit_key = keys.commit_key(table, packet_id)
+        existing = self._store.read(commit_key)  # step 1
+        if existing is not None:
+            record = CommitRecord.from_json(commit_key, existing)
+            logger.info("commit record found: finishing the commit", extra={"packet": name})
+            outcome = PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+        else:
+            record, outcome = self._compute_and_write(table, packet_id, newest)  # steps 2-4
+        self._apply(record)  # step 5
+        self._metrics.add(PACKETS_PROCESSED, table)
+        return outcome
+
+    def _compute_and_write(
+        self, table: str, packet_id: int, newest: int
+    ) -> tuple[CommitRecord, PacketOutcome]:
+        name = f"{table}:{packet_id}"
+        prefix = keys.packet_prefix(table, packet_id)
+        listed = self._source.list_keys(prefix)
+        object_keys = [k for k in listed if keys.is_packet_object(k)]
+        if len(object_keys) < len(listed):
+            logger.warning(
+                "ignoring objects that are not .jsonl or .jsonl.gz",
+                extra={"packet": name, "keys": [k for k in listed if k not in object_keys][:10]},
+            )
+        if not object_keys:
+            if packet_id >= newest:
+                raise MissingPacketError(table, packet_id, prefix)
+            logger.warning(
+                "packet has no objects and a later packet exists: passed over",
+                extra={"packet": name, "prefix": prefix},
+            )
+            self._metrics.add(PACKET_GAP, table)
+            record = CommitRecord(table, packet_id, state=self._state_key(table), missing=True)
+            self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
+            return record, PacketOutcome(name, "passed_over")
+
+        source = SOURCES[table]
+        objects = [(key, decode_object(key, self._read_ingestion(key))) for key in object_keys]
+        parsed = parse_packet(source, objects)
+        states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
+        result = transform(source, parsed, states, name)
+        for report in result.reports:
+            logger.info("validation report", extra={"validation": report.to_log()})
+        record = self._write(table, packet_id, result)
+        for out in record.outputs:
+            self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
+        for report in result.reports:
+            if report.rows_rejected:
+                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
+        return record, PacketOutcome(name, "committed", record.outputs, record.quarantine, result.reports)
+
+    def _write(self, table: str, packet_id: int, result: Transformed) -> CommitRecord:
+        """Step 3 then 4: every object, then the commit record that names them."""
+        name = f"{table}:{packet_id}"
+        outputs = []
+        for out in result.outputs:
+            n = self._ids.read_packet_id(produced_parameter(self._prefix, out.table)) + 1
+            key = keys.output_key(out.table, n, out.updated)
+            sha = self._put(key, to_parquet(out.rows), name, out.rows.num_rows)
+            outputs.append(WrittenObject(out.table, key, out.rows.num_rows, sha, n))
+        quarantine = []
+        for output_table, body in sorted(result.quarantine.items()):
+            key = keys.quarantine_key(output_table, table, packet_id)
+            lines = body.count(b"\n")
+            quarantine.append(WrittenObject(output_table, key, lines, self._put(key, body, name, lines)))
+        state = None
+        if result.state is not None:
+            state = keys.state_key(table, packet_id)
+            self._put(state, to_parquet(result.state), name, result.state.num_rows)
+        record = CommitRecord(table, packet_id, tuple(outputs), tuple(quarantine), state)
+        self._put(keys.commit_key(table, packet_id), record.to_json(), name, len(outputs))
+        return record
+
+    def _apply(self, record: CommitRecord) -> None:
+        """Step 5: produced ids first, consumed last, so a crash in between is redone."""
+        for out in record.outputs:
+            self._ids.write_packet_id(produced_parameter(self._prefix, out.table), out.packet)
+        self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _put(self, key: str, body: bytes, source: str, rows: int) -> str:
+        sha = hashlib.sha256(body).hexdigest()
+        self._store.put_if_absent(key, body, {"source": source, "rows": str(rows), "sha256": sha})
+        return sha
+
+    def _read_ingestion(self, key: str) -> bytes:
+        body = self._source.read(key)
+        if body is None:
+            raise CorruptRecordError(f"ingestion object {key} was listed but is gone")
+        return body
+
+    def _consumed(self, table: str) -> int:
+        return self._ids.read_packet_id(consumed_parameter(self._prefix, table))
+
+    def _state_key(self, table: str) -> str | None:
+        """The key of `table`'s committed state snapshot, from its last commit record."""
+        if not SOURCES[table].keeps_state:
+            return None
+        consumed = self._consumed(table)
+        if consumed == 0:
+            return None
+        commit_key = keys.commit_key(table, consumed)
+        data = self._store.read(commit_key)
+        if data is None:
+            raise CorruptRecordError(
+                f"{consumed_parameter(self._prefix, table)} is {consumed} but {commit_key} does not exist"
+            )
+        return CommitRecord.from_json(commit_key, data).state
+
+    def _load_state(self, table: str) -> pa.Table:
+        key = self._state_key(table)
+        if key is None:
+            return empty(SOURCES[table])
+        data = self._store.read(key)
+        if data is None:
+            raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
+        return from_parquet(data).cast(coerced_schema(SOURCES[table]))

@@ -1,0 +1,48 @@
+"""What the pipeline needs from the outside world, as Protocols.
+
+The S3 and SSM adapters implement them for Lambda; tests use in-memory fakes of the
+same ports. Nothing behind these names is imported by the core.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class IngestionSource(Protocol):
+    """The ingestion bucket: read only."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key starting with `prefix`, in key order (all pages)."""
+
+    def read(self, key: str) -> bytes: ...
+
+
+class ProcessedStore(Protocol):
+    """The processed bucket: immutable objects, plus deletable pending marks."""
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes, or None when the key does not exist."""
+
+    def put_if_absent(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
+        """Write `key` only if it does not exist (a conditional put).
+
+        Returns True when written, False when the key already held these exact bytes
+        (an earlier attempt wrote it). Raises FileExistsError (OutputConflictError)
+        when it holds other bytes.
+        """
+
+    def delete(self, key: str) -> None: ...
+
+
+class PacketIds(Protocol):
+    """Packet ids in Parameter Store (DESIGN §6)."""
+
+    def read_packet_id(self, name: str) -> int:
+        """Raises KeyError (PacketIdNotFoundError) when the parameter does not exist."""
+
+    def write_packet_id(self, name: str, packet_id: int) -> None:
+        """Store `packet_id` if it is the current id + 1; the same id again is a no-op;
+        anything else raises PacketIdOrderError."""

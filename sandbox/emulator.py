@@ -1,0 +1,76 @@
+"""moto's server in a child process, on a free port of 127.0.0.1.
+
+A real HTTP endpoint: boto3 talks to it exactly as to AWS (AWS_ENDPOINT_URL), and it
+outlives a handler process that a test kills on purpose.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+# Credentials and region for the emulator only; moto accepts any.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-2",
+    "AWS_REGION": "eu-west-2",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    def __init__(self, process: subprocess.Popen, endpoint: str) -> None:
+        self.process = process
+        self.endpoint = endpoint
+
+    def reset(self) -> None:
+        """Forget every bucket, object and parameter."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def env(self) -> dict[str, str]:
+        return {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": self.endpoint}
+
+
+@contextmanager
+def moto_server(timeout: float = 30.0) -> Iterator[MotoServer]:
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **LOCAL_AWS_ENV},
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"moto server exited with code {process.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"moto server did not answer on {endpoint} in {timeout}s")
+                time.sleep(0.1)
+        yield MotoServer(process, endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

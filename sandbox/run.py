@@ -1,0 +1,194 @@
+"""`make run`: the real Lambda handler on the real fixture rows, against moto's server.
+
+Starts moto on 127.0.0.1, creates the buckets and packet-id parameters as the stack
+would, uploads the fixture tables as ingestion packets (sales_order split into several
+packets, as successive ingestion runs would write them), invokes `lambda_handler` once
+per ingestion run, then shows what was written and downloads the Parquet to out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pyarrow.parquet as pq
+
+from runtime import handler
+from runtime.observability import logger
+from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES
+from sandbox.emulator import moto_server
+from sandbox.seed import LocalStack, create_resources, fixture_lines, split, upload_packet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "out", help="where to put the Parquet files and logs")
+    parser.add_argument("--sales-packets", type=int, default=4, help="split sales_order into this many packets")
+    parser.add_argument(
+        "--bad-rows", action="store_true",
+        help="append a few broken sales orders to the last packet, to see the quarantine at work",
+    )
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    log_path = out / "handler.log.jsonl"
+
+    say("1/5 starting moto's server (the local AWS) on 127.0.0.1 ...")
+    with moto_server() as server:
+        say(f"    listening on {server.endpoint}")
+        names = LocalStack()
+        os.environ.update({**server.env(), **names.env(), "LOG_LEVEL": "INFO"})
+        handler.reset()
+        s3 = boto3.client("s3")
+        ssm = boto3.client("ssm")
+
+        say("2/5 creating the buckets and the packet-id parameters, as the stack does")
+        create_resources(s3, ssm, names)
+
+        say("3/5 uploading the fixture rows as ingestion packets")
+        events = _upload(s3, names, args.sales_packets, args.bad_rows)
+
+        say(f"4/5 invoking lambda_handler for {len(events)} ingestion runs (logs: {_rel(log_path)})")
+        failures = _invoke(events, log_path)
+
+        say("5/5 what the processed bucket holds now")
+        _show(s3, ssm, names, out, log_path)
+    return 1 if failures else 0
+
+
+def _upload(s3, names: LocalStack, sales_packets: int, bad_rows: bool) -> list[dict]:
+    first_run = []
+    for source in SOURCE_TABLES:
+        if source.name == "sales_order":
+            continue
+        lines = fixture_lines(source.name)
+        key = upload_packet(s3, names.ingestion_bucket, source.name, 1, lines)
+        say(f"    {key}  ({len(lines)} rows)")
+        first_run.append({"table": source.name, "id": 1})
+    parts = split(fixture_lines("sales_order"), sales_packets)
+    if bad_rows:
+        parts[-1] = parts[-1] + [
+            b'{"sales_order_id": 99001, "created_at": "2024-11-14T10:00:00"\n',
+            b'{"sales_order_id": 99002, "created_at": "2024-11-14T10:00:00", "last_updated": '
+            b'"2024-11-14T10:00:00", "design_id": 3, "staff_id": 999, "counterparty_id": 8, '
+            b'"units_sold": 10, "unit_price": "2.999", "currency_id": 2, "agreed_delivery_date": '
+            b'"2024-11-20", "agreed_payment_date": "2024-11-21", "agreed_delivery_location_id": 8}\n',
+        ]
+    events = []
+    for i, lines in enumerate(parts, start=1):
+        key = upload_packet(s3, names.ingestion_bucket, "sales_order", i, lines)
+        say(f"    {key}  ({len(lines)} rows)")
+        packets = [{"table": "sales_order", "id": i}]
+        events.append({"packets": (first_run if i == 1 else []) + packets})
+    # The ingestion invokes again after a retry of its own: nothing must change.
+    events.append({"packets": first_run + [{"table": "sales_order", "id": 1}]})
+    return events
+
+
+def _invoke(events: list[dict], log_path: Path) -> int:
+    failures = 0
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log):
+        logger.registered_handler.setStream(log)
+        try:
+            for i, event in enumerate(events, start=1):
+                named = ", ".join(f"{p['table']}:{p['id']}" for p in event["packets"])
+                started = time.perf_counter()
+                try:
+                    result = handler.lambda_handler(event, None)
+                except Exception as exc:  # shown, and the run exits non-zero
+                    failures += 1
+                    print(f"    run {i}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr)
+                    continue
+                took = time.perf_counter() - started
+                written = ", ".join(f"{t} {n:,}" for t, n in result["rows_written"].items()) or "nothing new"
+                note = f" (already processed: {', '.join(result['already_processed'])})" if result["already_processed"] else ""
+                print(f"    run {i}/{len(events)} [{named}] {took:.2f}s: wrote {written}{note}", file=sys.stderr)
+        finally:
+            logger.registered_handler.setStream(sys.stdout)
+    return failures
+
+
+def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
+    reports: dict[str, list[dict]] = {}
+    for line in log_path.read_text().splitlines():
+        record = json.loads(line)
+        if "validation" in record:
+            reports.setdefault(record["validation"]["table"], []).append(record["validation"])
+
+    say(f"    {'table':<18}{'packets':>8}{'rows':>9}{'rejected':>10}  produced id")
+    for table in OUTPUT_TABLES:
+        keys = _keys(s3, names.processed_bucket, f"{table}/")
+        rows = 0
+        for key in keys:
+            path = out / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(names.processed_bucket, key, str(path))
+            rows += pq.read_metadata(path).num_rows
+        rejected = sum(r["rows_rejected"] for r in reports.get(table, []))
+        produced = ssm.get_parameter(Name=f"{names.ssm_prefix}/produced/{table}")["Parameter"]["Value"]
+        say(f"    {table:<18}{len(keys):>8}{rows:>9,}{rejected:>10}  {produced}")
+    say()
+    say("    objects written (Parquet downloaded under " + _rel(out) + "/):")
+    for table in OUTPUT_TABLES:
+        for key in _keys(s3, names.processed_bucket, f"{table}/"):
+            say(f"      s3://{names.processed_bucket}/{key}")
+    quarantined = _keys(s3, names.processed_bucket, "_quarantine/")
+    if quarantined:
+        say("    quarantined rows (downloaded too):")
+        for key in quarantined:
+            path = out / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(names.processed_bucket, key, str(path))
+            say(f"      s3://{names.processed_bucket}/{key}")
+            for line in path.read_text().splitlines()[:3]:
+                say(f"        {line[:160]}")
+    consumed = {
+        s.name: ssm.get_parameter(Name=f"{names.ssm_prefix}/consumed/{s.name}")["Parameter"]["Value"]
+        for s in SOURCE_TABLES
+    }
+    say("    consumed ids: " + ", ".join(f"{t}={v}" for t, v in consumed.items()))
+    say()
+    say("    validation reports (one JSON log line per table and source packet):")
+    for table in OUTPUT_TABLES:
+        for report in reports.get(table, []):
+            checks = "; ".join(
+                f"{c['column']}: {c['check']} x{c['count']} e.g. {c['examples']}" for c in report["failed_checks"]
+            )
+            say(
+                f"      {table:<18} from {report['source_packet']:<15} in {report['rows_in']:>6,}"
+                f"  written {report['rows_written']:>6,}  rejected {report['rows_rejected']:>3}"
+                f"  skipped {report['rows_skipped']:>3}" + (f"  [{checks}]" if checks else "")
+            )
+
+
+def _keys(s3, bucket: str, prefix: str) -> list[str]:
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", ()))
+    return sorted(keys)
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
