@@ -65,17 +65,15 @@ def quarantine_key(output_table: str, source_table: str, packet_id: int) -> str:
     )
 
 
-def pending_key(seq: int, table: str, packet_id: int) -> str:
-    """Zero-padded sequence first, so a listing returns marks in arrival order."""
-    return f"{PENDING}{_positive(seq):012d}_{_source(table)}_packet_{_positive(packet_id)}.json"
+def pending_key(seq: int) -> str:
+    """Zero-padded, so a listing returns pending records in arrival order."""
+    return f"{PENDING}{_positive(seq):012d}.json"
 
 
-_PENDING = re.compile(r"^_pending/(\d{12})_([a-z_]+)_packet_(\d+)\.json$")
+_PENDING = re.compile(r"^_pending/(\d{12})\.json$")
 
 
-def parse_pending_key(key: str) -> tuple[int, str, int] | None:
-    """(seq, table, packet id) of a pending mark's key; None for anything else."""
+def parse_pending_key(key: str) -> int | None:
+    """The sequence number of a pending record's key; None for anything else."""
     match = _PENDING.match(key)
-    if not match or match.group(2) not in SOURCES:
-        return None
-    return int(match.group(1)), match.group(2), int(match.group(3))
+    return int(match.group(1)) if match else None

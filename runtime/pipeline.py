@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from runtime import keys
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
-from runtime.events import Event, PacketRef
+from runtime.events import Event, PacketRef, parse_event
 from runtime.observability import (
     PACKET_GAP,
     PACKETS_PROCESSED,
@@ -134,42 +134,56 @@ class Pipeline:
         summary = RunSummary(ignored=[str(r) for r in event.ignored])
         for ref in event.ignored:
             logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
-        earlier = self._pending_marks()
-        marks = earlier + self._mark_pending(event.packets, earlier, summary)
-        if not marks:
+        earlier = self._pending_events()
+        own = self._record_pending(event.packets, earlier, summary)
+        queue = earlier + ([own] if own else [])
+        if not queue:
             logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
             return summary
         if earlier:
             logger.info(
                 "finishing packets left pending by earlier invocations first",
-                extra={"pending": [f"{t}:{k}" for _, t, k in earlier]},
+                extra={"pending": [str(r) for _, refs in earlier for r in refs]},
             )
-        newest = {}
-        for _, table, packet_id in marks:
-            newest[table] = max(newest.get(table, 0), packet_id)
-        for seq, table, packet_id in marks:
-            summary.failed_packet = f"{table}:{packet_id}"
-            self._process_through(table, packet_id, newest[table], summary)
-            self._store.delete(keys.pending_key(seq, table, packet_id))
+        newest: dict[str, int] = {}
+        for _, refs in queue:
+            for ref in refs:
+                newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
+        for seq, refs in queue:
+            for ref in refs:
+                self._process_through(ref.table, ref.id, newest[ref.table], summary)
+            self._store.delete(keys.pending_key(seq))
         summary.failed_packet = None
         return summary
 
-    def _pending_marks(self) -> list[tuple[int, str, int]]:
-        marks = []
+    def _pending_events(self) -> list[tuple[int, tuple[PacketRef, ...]]]:
+        """Packets recorded by earlier invocations that have not finished, in arrival order."""
+        pending = []
         for key in self._store.list_keys(keys.PENDING):
-            parsed = keys.parse_pending_key(key)
-            if parsed is None:
+            seq = keys.parse_pending_key(key)
+            data = self._store.read(key) if seq is not None else None
+            if data is None:
                 logger.warning("ignoring an unexpected object under _pending/", extra={"key": key})
                 continue
-            marks.append(parsed)
-        return sorted(marks)
+            try:
+                refs = parse_event(json.loads(data)).packets
+            except (ValueError, InvalidEventError) as exc:
+                raise CorruptRecordError(f"pending record {key} is unreadable: {exc}") from exc
+            pending.append((seq, refs))
+        return sorted(pending)
 
-    def _mark_pending(
-        self, refs: tuple[PacketRef, ...], earlier: list[tuple[int, str, int]], summary: RunSummary
-    ) -> list[tuple[int, str, int]]:
-        """Record the event's packets as pending, durably, before any work (§6)."""
-        pending = {(t, k) for _, t, k in earlier}
-        seq = max((s for s, _, _ in earlier), default=0)
+    def _record_pending(
+        self,
+        refs: tuple[PacketRef, ...],
+        earlier: list[tuple[int, tuple[PacketRef, ...]]],
+        summary: RunSummary,
+    ) -> tuple[int, tuple[PacketRef, ...]] | None:
+        """Record the event's new packets as pending, in one object, before any work.
+
+        One object per event, so a crash never leaves half an event recorded: the
+        order packets will be processed in is fixed the moment it is written.
+        """
+        already_pending = {r for _, pending in earlier for r in pending}
         todo = []
         for ref in refs:
             consumed = self._consumed(ref.table)
@@ -179,21 +193,19 @@ class Pipeline:
                     "packet already processed; skipped",
                     extra={"packet": str(ref), "consumed": consumed},
                 )
-                continue
-            if ref.id - consumed > MAX_CATCH_UP:
+            elif ref.id - consumed > MAX_CATCH_UP:
                 raise InvalidEventError(
                     f"packet {ref} is {ref.id - consumed} packets ahead of the last one "
                     f"processed ({consumed}); more than {MAX_CATCH_UP} is refused as a likely bug"
                 )
-            if (ref.table, ref.id) not in pending:
+            elif ref not in already_pending:
                 todo.append(ref)
-        marks = []
-        for ref in todo:
-            seq += 1
-            body = json.dumps({"table": ref.table, "id": ref.id, "seq": seq}).encode()
-            self._store.put_if_absent(keys.pending_key(seq, ref.table, ref.id), body, {})
-            marks.append((seq, ref.table, ref.id))
-        return marks
+        if not todo:
+            return None
+        seq = max((s for s, _ in earlier), default=0) + 1
+        body = json.dumps({"packets": [{"table": r.table, "id": r.id} for r in todo]}).encode()
+        self._store.put_if_absent(keys.pending_key(seq), body, {})
+        return seq, tuple(todo)
 
     # -- one table, up to a packet ------------------------------------------------
 
@@ -260,7 +272,8 @@ class Pipeline:
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
         result = transform(source, parsed, states, name)
         for report in result.reports:
-            logger.info("validation report", extra={"validation": report.to_log()})
+            if report.rows_in:
+                logger.info("validation report", extra={"validation": report.to_log()})
         record = self._write(table, packet_id, result)
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)

@@ -40,8 +40,12 @@ def upsert(state: pa.Table, incoming: pa.Table, key: str) -> tuple[pa.Table, pa.
     )
     order = pc.sort_indices(
         combined,
-        sort_keys=[(key, "ascending"), ("last_updated", "ascending"), (_ORIGIN, "ascending"), (LINE, "ascending")],
-        null_placement="at_start",
+        sort_keys=[
+            (key, "ascending", "at_start"),
+            ("last_updated", "ascending", "at_start"),
+            (_ORIGIN, "ascending", "at_start"),
+            (LINE, "ascending", "at_start"),  # state rows have no line: before incoming
+        ],
     )
     ranked = combined.take(order)
     keys = ranked[key].to_numpy()

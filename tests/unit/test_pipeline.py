@@ -1,0 +1,233 @@
+"""The pipeline over in-memory ports: semantics across packets, ordering, recovery."""
+
+import json
+
+import pytest
+
+from runtime import keys
+from runtime.errors import (
+    CorruptRecordError,
+    InvalidEventError,
+    MissingPacketError,
+    OutputConflictError,
+    UnreadableObjectError,
+)
+from runtime.pipeline import MAX_CATCH_UP
+from tests.harness import (
+    Harness,
+    address,
+    counterparty,
+    department,
+    sales_order,
+    staff,
+)
+
+
+@pytest.fixture
+def h():
+    return Harness()
+
+
+def test_all_dimensions_then_facts_produce_every_table_and_advance_the_ids(h):
+    named = h.upload_dimensions()
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2)])
+    summary = h.invoke(*named, "sales_order:1")
+    assert summary.rows_written() == {
+        "dim_currency": 1, "dim_design": 1, "dim_location": 1, "dim_counterparty": 1,
+        "dim_staff": 1, "dim_date": 3, "fact_sales_order": 2,
+    }
+    assert all(h.consumed(t.split(":")[0]) == 1 for t in named + ["sales_order:1"])
+    h.check_invariants()
+    metadata = h.processed.metadata[h.output_keys("fact_sales_order")[0]]
+    assert metadata["source"] == "sales_order:1" and metadata["rows"] == "2" and len(metadata["sha256"]) == 64
+
+
+def test_an_updated_sales_order_becomes_a_second_fact_row(h):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(7, updated="2022-11-03T14:20:52")])
+    h.upload("sales_order", 2, [sales_order(7, updated="2022-11-05T10:00:00", units_sold=5)])
+    h.invoke("sales_order:1")
+    h.invoke("sales_order:2")
+    assert [r["units_sold"] for r in h.rows("fact_sales_order")] == [42972, 5]
+    assert h.output_numbers("fact_sales_order") == [1, 2]
+
+
+def test_a_department_change_re_emits_the_dim_staff_rows_of_its_staff(h):
+    h.invoke(*h.upload_dimensions(staff=[staff(1, 1), staff(2, 1, "Deron", "Beier"), staff(3, 2, "Ann", "Lee")],
+                                  department=[department(1, "Sales"), department(2, "Finance")]))
+    h.upload("department", 2, [department(1, "Sales", "Leeds", updated="2023-01-01T00:00:00")])
+    h.invoke("department:2")
+    re_emitted = h.table("dim_staff", 2)
+    assert re_emitted["staff_id"].to_pylist() == [1, 2]
+    assert set(re_emitted["location"].to_pylist()) == {"Leeds"}
+    assert h.processed.metadata[h.output_keys("dim_staff")[1]]["source"] == "department:2"
+    assert "20230101T000000.000000Z" in h.output_keys("dim_staff")[1]
+
+
+def test_an_address_change_re_emits_dim_location_and_the_counterparties_registered_there(h):
+    h.invoke(*h.upload_dimensions(address=[address(1), address(2)],
+                                  counterparty=[counterparty(1, 1), counterparty(2, 2), counterparty(3, 1)]))
+    h.upload("address", 2, [address(1, city="Leeds", updated="2023-02-01T00:00:00")])
+    h.invoke("address:2")
+    assert h.table("dim_location", 2)["city"].to_pylist() == ["Leeds"]
+    assert h.table("dim_counterparty", 2)["counterparty_id"].to_pylist() == [1, 3]
+    assert set(h.table("dim_counterparty", 2)["counterparty_legal_city"].to_pylist()) == {"Leeds"}
+
+
+def test_a_staff_row_waiting_for_its_department_is_emitted_when_the_department_arrives(h):
+    h.invoke(*h.upload_dimensions(staff=[staff(1, 1), staff(2, 5)]))
+    assert h.quarantine("dim_staff", "staff:1")[0]["staff_id"] == 2
+    h.upload("department", 2, [department(5, "Dispatch", "Leds")])
+    h.invoke("department:2")
+    assert h.table("dim_staff", 2).to_pylist() == [
+        {"staff_id": 2, "first_name": "Jeremie", "last_name": "Franey", "department_name": "Dispatch",
+         "location": "Leds", "email_address": "jeremie.franey@terrifictotes.com"}
+    ]
+
+
+def test_an_older_dimension_row_than_the_state_is_not_emitted(h):
+    h.invoke(*h.upload_dimensions(staff=[staff(1, 1, updated="2023-01-01T00:00:00")]))
+    h.upload("staff", 2, [staff(1, 1, first="Old", updated="2022-01-01T00:00:00")])
+    h.invoke("staff:2")
+    assert h.output_numbers("dim_staff") == [1]
+    assert h.consumed("staff") == 2
+
+
+def test_facts_arriving_before_their_dimensions_are_quarantined_then_dimensions_follow(h):
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.invoke("sales_order:1")
+    assert h.output_keys("fact_sales_order") == []
+    [row] = h.quarantine("fact_sales_order", "sales_order:1")
+    assert len(row["_reasons"]) == 5 and row["sales_order_id"] == 1
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 2, [sales_order(2)])
+    h.invoke("sales_order:2")
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [2]
+    h.check_invariants()
+
+
+def test_dimensions_named_in_the_same_event_are_processed_before_the_facts(h):
+    h.upload("sales_order", 1, [sales_order(1)])
+    named = h.upload_dimensions()
+    h.invoke("sales_order:1", *reversed(named))
+    assert len(h.rows("fact_sales_order")) == 1
+
+
+def test_the_same_event_twice_writes_nothing_new(h):
+    named = h.upload_dimensions()
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.invoke(*named, "sales_order:1")
+    before = (dict(h.processed.objects), dict(h.ids.values))
+    summary = h.invoke(*named, "sales_order:1")
+    assert (dict(h.processed.objects), dict(h.ids.values)) == before
+    assert len(summary.already_processed) == 7
+
+
+def test_a_packet_id_gap_is_caught_up_with_a_warning_metric(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    for k in (1, 2, 3):
+        h.upload("sales_order", k, [sales_order(k)])
+    summary = h.invoke("sales_order:3")
+    assert [o.packet for o in summary.outcomes] == ["sales_order:1", "sales_order:2", "sales_order:3"]
+    assert h.output_numbers("fact_sales_order") == [1, 2, 3]
+    assert any(m.get("PacketGap") == 1 and m["table"] == "sales_order" for m in h.metrics())
+
+
+def test_a_missing_packet_before_a_later_one_is_passed_over(h):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 2, [sales_order(2)])
+    summary = h.invoke("sales_order:2")
+    assert [o.status for o in summary.outcomes] == ["passed_over", "committed"]
+    assert h.consumed("sales_order") == 2
+    assert h.output_numbers("fact_sales_order") == [1]
+    h.check_invariants()
+
+
+def test_the_newest_named_packet_with_no_objects_is_a_retryable_error(h):
+    with pytest.raises(MissingPacketError, match="staff:1"):
+        h.invoke("staff:1")
+    assert h.processed.list_keys(keys.PENDING) != []  # kept for the retry
+    h.invoke(*h.upload_dimensions())  # the ingestion finished writing it
+    assert h.consumed("staff") == 1
+    h.check_invariants()
+
+
+def test_a_missing_packet_is_passed_over_once_a_later_one_is_named_in_another_event(h):
+    with pytest.raises(MissingPacketError):
+        h.invoke("currency:1")
+    h.upload("currency", 2, [{"currency_id": 1, "currency_code": "GBP", "created_at": "2022-11-03T14:20:49",
+                              "last_updated": "2022-11-03T14:20:49"}])
+    h.invoke("currency:2")
+    assert h.consumed("currency") == 2 and h.output_numbers("dim_currency") == [1]
+
+
+def test_an_id_far_beyond_the_last_processed_is_refused_before_any_write(h):
+    with pytest.raises(InvalidEventError, match="ahead"):
+        h.invoke(f"staff:{MAX_CATCH_UP + 2}")
+    assert h.processed.objects == {}
+
+
+def test_unconsumed_tables_are_left_alone(h):
+    summary = h.invoke("payment:3", "transaction:1")
+    assert summary.ignored == ["payment:3", "transaction:1"] and h.processed.objects == {}
+
+
+def test_objects_of_a_packet_are_all_read_in_key_order_gz_included(h):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)], part="_a")
+    h.upload("sales_order", 1, [sales_order(2)], part="_b", gz=True)
+    h.upload("sales_order", 10, [sales_order(10)])  # packet 10 must not be read as packet 1
+    h.invoke("sales_order:1")
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 2]
+
+
+def test_an_unreadable_object_fails_the_packet_and_holds_later_ones(h):
+    h.invoke(*h.upload_dimensions())
+    h.ingestion.put("sales_order/sales_order_packet_1_x.jsonl.gz", b"not gzip")
+    h.upload("sales_order", 2, [sales_order(2)])
+    with pytest.raises(UnreadableObjectError, match="sales_order_packet_1_x"):
+        h.invoke("sales_order:1")
+    with pytest.raises(UnreadableObjectError):
+        h.invoke("sales_order:2")  # the pending packet 1 goes first, and fails again
+    assert h.consumed("sales_order") == 0 and h.output_keys("fact_sales_order") == []
+    h.ingestion.objects.pop("sales_order/sales_order_packet_1_x.jsonl.gz")
+    h.upload("sales_order", 1, [sales_order(1)])  # fixed
+    h.invoke()  # any next invocation resumes, even an empty one
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 2]
+    h.check_invariants()
+
+
+def test_an_output_key_holding_other_content_raises_file_exists_error(h):
+    named = h.upload_dimensions()
+    h.invoke(*named)
+    commit = keys.commit_key("sales_order", 1)
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.processed.objects["fact_sales_order/fact_sales_order_packet_1_processed_20221103T142052.186000Z.parquet"] = b"x"
+    with pytest.raises(FileExistsError) as error:
+        h.invoke("sales_order:1")
+    assert isinstance(error.value, OutputConflictError)
+    assert h.processed.read(commit) is None
+
+
+def test_a_corrupt_commit_record_is_a_typed_error(h):
+    h.invoke(*h.upload_dimensions())
+    h.processed.objects[keys.commit_key("staff", 1)] = b"{not json"
+    h.upload("staff", 2, [staff(2)])
+    with pytest.raises(CorruptRecordError, match="staff_packet_1"):
+        h.invoke("staff:2")
+
+
+def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, staff_id=9), "garbage"])
+    summary = h.invoke("sales_order:1")
+    assert summary.rows_rejected() == {"fact_sales_order": 2}
+    [fact_report] = [r for r in summary.outcomes[0].reports if r.table == "fact_sales_order"]
+    assert fact_report.to_log()["rows_in"] == 3
+    assert {c["column"] for c in fact_report.to_log()["failed_checks"]} == {"*", "sales_staff_id"}
+    [metric] = [m for m in h.metrics() if m["table"] == "fact_sales_order"]
+    assert (metric["RowsWritten"], metric["RowsRejected"]) == (1, 2)
+    assert metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["table"]]
+    logged = [r.validation for r in caplog.records if hasattr(r, "validation")]
+    assert fact_report.to_log() in logged
+    json.dumps(logged)  # one JSON line each

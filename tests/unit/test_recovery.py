@@ -1,0 +1,129 @@
+"""DESIGN §6 under failure: the process is killed after every single write, another
+event is processed before the retry, and the end result must be exactly what an
+undisturbed run produces: every row once, packet numbers without gaps, ids right."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime import keys
+from tests.fakes import SimulatedKill
+from tests.harness import (
+    Harness,
+    address,
+    counterparty,
+    department,
+    sales_order,
+    staff,
+)
+
+
+def upload_all(h: Harness) -> None:
+    h.upload_dimensions(
+        address=[address(1), address(2)],
+        counterparty=[counterparty(1, 1), counterparty(2, 2)],
+        department=[department(1), department(2, "Finance")],
+        staff=[staff(1, 1), staff(2, 2, "Deron", "Beier"), staff(3, 9, "Ann", "Lee")],  # 3 waits for dept 9
+    )
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, staff_id=2), sales_order(3, staff_id=3), "broken"])
+    h.upload("department", 2, [department(1, "Sales", "Leeds", updated="2023-01-01T00:00:00"), department(9, "Dispatch", "Leds")])
+    h.upload("address", 2, [address(2, city="York", updated="2023-01-02T00:00:00")])
+    h.upload("staff", 2, [staff(4, 1, "Bo", "Ng", updated="2023-01-03T00:00:00")])
+    h.upload("sales_order", 2, [sales_order(1, updated="2023-01-04T00:00:00", units_sold=1), sales_order(4, staff_id=3)])
+    h.upload("sales_order", 3, [sales_order(5, staff_id=4)])
+
+
+E1 = ("currency:1", "design:1", "address:1", "department:1", "counterparty:1", "staff:1", "sales_order:1")
+E2 = ("sales_order:2", "staff:2", "department:2", "address:2")
+E3 = ("sales_order:3",)
+EVENTS = (E1, E2, E3)
+
+
+def final_state(h: Harness) -> tuple[dict, dict]:
+    return dict(h.processed.objects), dict(h.ids.values)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    h = Harness()
+    upload_all(h)
+    writes_per_event = []
+    for event in EVENTS:
+        before = h.writes.count
+        h.invoke(*event)
+        writes_per_event.append(h.writes.count - before)
+    h.check_invariants()
+    return final_state(h), writes_per_event, h
+
+
+def test_the_undisturbed_run_is_what_the_semantics_say(reference):
+    _, _, h = reference
+    # Order 3's staff waits for department 9 (it comes in E2): quarantined, the rest once.
+    assert sorted(order for order, _, _ in h.fact_versions()) == [1, 1, 2, 4, 5]
+    assert set(h.fact_versions().values()) == {1}
+    assert [r["sales_order_id"] for r in h.quarantine("fact_sales_order", "sales_order:1") if "_raw" not in r] == [3]
+    assert h.output_numbers("dim_staff") == [1, 2, 3]
+    assert h.consumed("sales_order") == 3 and h.consumed("department") == 2
+    assert [r.get("_raw") for r in h.quarantine("fact_sales_order", "sales_order:1")] == [None, "broken"]
+
+
+def kill_points():
+    counts = _count_writes()
+    return [(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)]
+
+
+def _count_writes():
+    h = Harness()
+    upload_all(h)
+    counts = []
+    for event in EVENTS:
+        before = h.writes.count
+        h.invoke(*event)
+        counts.append(h.writes.count - before)
+    return counts
+
+
+@pytest.mark.parametrize("event_index, kill_after", kill_points())
+def test_killed_after_any_write_then_another_event_then_the_retry(reference, event_index, kill_after):
+    expected, _, _ = reference
+    h = Harness()
+    upload_all(h)
+    for event in EVENTS[:event_index]:
+        h.invoke(*event)
+    h.writes.kill_after = h.writes.count + kill_after
+    with pytest.raises(SimulatedKill):
+        h.invoke(*EVENTS[event_index])
+    # Before Lambda's retry, the next event arrives (or, after the last one, a duplicate
+    # invoke of the first): it must finish the killed invocation's packets first.
+    following = EVENTS[event_index + 1] if event_index + 1 < len(EVENTS) else E1
+    h.invoke(*following)
+    h.invoke(*EVENTS[event_index])  # Lambda's retry of the killed invocation
+    for event in EVENTS[event_index + 2 :]:
+        h.invoke(*event)
+    h.check_invariants()
+    assert final_state(h) == expected
+
+
+def test_a_kill_between_commit_record_and_ids_finishes_from_the_record(reference):
+    """After step 4 the outputs are not recomputed: the commit record is the truth."""
+    h = Harness()
+    upload_all(h)
+    h.invoke(*E1)
+    commit = keys.commit_key("sales_order", 2)
+    h.writes.kill_after = None
+    writes = []
+    original = h.writes.done
+
+    def kill_after_commit(what):
+        original(what)
+        writes.append(what)
+        if what == f"put {commit}":
+            raise SimulatedKill(what)
+
+    h.writes.done = kill_after_commit
+    with pytest.raises(SimulatedKill):
+        h.invoke(*E2)
+    h.writes.done = original
+    h.ingestion.objects.clear()  # the packets are not even readable any more
+    h.invoke()  # nothing named: the pending packets are finished from their records
+    assert h.consumed("sales_order") == 2

@@ -1,0 +1,281 @@
+"""Each output table from small literal inputs: exact rows, exact types, the real quirks."""
+
+import json
+from datetime import date, datetime, time
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from runtime import state as st
+from runtime.reading import parse_packet
+from runtime.star import ARROW_SCHEMAS
+from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES
+from runtime.transform import transform
+from tests.harness import (
+    address,
+    counterparty,
+    currency,
+    department,
+    design,
+    encode_lines,
+    sales_order,
+    staff,
+)
+
+
+def states_with(**tables):
+    """Committed states built from literal rows (as earlier packets would leave them)."""
+    states = {s.name: st.empty(s) for s in SOURCE_TABLES}
+    for name, rows in tables.items():
+        parsed = parse_packet(SOURCES[name], [("k.jsonl", encode_lines(rows))])
+        states[name], _ = st.upsert(states[name], parsed.rows, SOURCES[name].key)
+    return states
+
+
+def run(table, rows, states=None):
+    source = SOURCES[table]
+    parsed = parse_packet(source, [("k.jsonl", encode_lines(rows))])
+    return transform(source, parsed, states or states_with(), f"{table}:1")
+
+
+def output(result, table):
+    [out] = [o for o in result.outputs if o.table == table]
+    return out
+
+
+def report(result, table):
+    [r] = [r for r in result.reports if r.table == table]
+    return r
+
+
+DDL = {
+    "fact_sales_order": [
+        ("sales_order_id", "int32"), ("created_date", "date32[day]"), ("created_time", "time64[us]"),
+        ("last_updated_date", "date32[day]"), ("last_updated_time", "time64[us]"),
+        ("sales_staff_id", "int32"), ("counterparty_id", "int32"), ("units_sold", "int32"),
+        ("unit_price", "decimal128(10, 2)"), ("currency_id", "int32"), ("design_id", "int32"),
+        ("agreed_payment_date", "date32[day]"), ("agreed_delivery_date", "date32[day]"),
+        ("agreed_delivery_location_id", "int32"),
+    ],
+    "dim_date": [
+        ("date_id", "date32[day]"), ("year", "int32"), ("month", "int32"), ("day", "int32"),
+        ("day_of_week", "int32"), ("day_name", "string"), ("month_name", "string"), ("quarter", "int32"),
+    ],
+    "dim_staff": [
+        ("staff_id", "int32"), ("first_name", "string"), ("last_name", "string"),
+        ("department_name", "string"), ("location", "string"), ("email_address", "string"),
+    ],
+    "dim_location": [
+        ("location_id", "int32"), ("address_line_1", "string"), ("address_line_2", "string?"),
+        ("district", "string?"), ("city", "string"), ("postal_code", "string"), ("country", "string"),
+        ("phone", "string"),
+    ],
+    "dim_currency": [("currency_id", "int32"), ("currency_code", "string"), ("currency_name", "string")],
+    "dim_design": [
+        ("design_id", "int32"), ("design_name", "string"), ("file_location", "string"), ("file_name", "string"),
+    ],
+    "dim_counterparty": [
+        ("counterparty_id", "int32"), ("counterparty_legal_name", "string"),
+        ("counterparty_legal_address_line_1", "string"), ("counterparty_legal_address_line_2", "string?"),
+        ("counterparty_legal_district", "string?"), ("counterparty_legal_city", "string"),
+        ("counterparty_legal_postal_code", "string"), ("counterparty_legal_country", "string"),
+        ("counterparty_legal_phone_number", "string"),
+    ],
+}
+
+
+@pytest.mark.parametrize("table", OUTPUT_TABLES)
+def test_each_output_schema_is_exactly_the_ddl(table):
+    """int → int32, numeric(10,2) → decimal128(10,2), date → date32, time → time64[us];
+    NOT NULL everywhere except the columns marked '?'."""
+    schema = ARROW_SCHEMAS[table]
+    got = [(f.name, str(f.type) + ("?" if f.nullable else "")) for f in schema]
+    assert got == DDL[table]
+
+
+def test_dim_currency_names_come_from_iso_4217():
+    result = run("currency", [currency(1, "GBP"), currency(2, "USD"), currency(3, "EUR")])
+    assert output(result, "dim_currency").rows.to_pylist() == [
+        {"currency_id": 1, "currency_code": "GBP", "currency_name": "Pound Sterling"},
+        {"currency_id": 2, "currency_code": "USD", "currency_name": "US Dollar"},
+        {"currency_id": 3, "currency_code": "EUR", "currency_name": "Euro"},
+    ]
+
+
+def test_an_unknown_currency_code_is_quarantined_with_its_reason():
+    result = run("currency", [currency(1, "GBP"), currency(2, "XYZ"), currency(3, "gbp")])
+    assert output(result, "dim_currency").rows["currency_id"].to_pylist() == [1]
+    assert report(result, "dim_currency").rows_rejected == 2
+    lines = result.quarantine["dim_currency"].decode().splitlines()
+    assert '"currency_code": "XYZ"' in lines[0] and "an ISO 4217 code" in lines[0]
+    assert "three upper-case letters" in lines[1]
+
+
+def test_dim_design():
+    result = run("design", [design(8, "Wooden")])
+    assert output(result, "dim_design").rows.to_pylist() == [
+        {"design_id": 8, "design_name": "Wooden", "file_location": "/usr", "file_name": "wooden-20220717-npgz.json"}
+    ]
+
+
+def test_dim_location_keeps_null_address_line_2_and_district_and_apostrophes():
+    result = run("address", [address(1, line_2=None, district=None, city="O'Connerchester"), address(2, line_2="Flat 2")])
+    assert output(result, "dim_location").rows.to_pylist() == [
+        {"location_id": 1, "address_line_1": "6826 Herzog Via", "address_line_2": None, "district": None,
+         "city": "O'Connerchester", "postal_code": "28441", "country": "Turkey", "phone": "1803 637401"},
+        {"location_id": 2, "address_line_1": "6826 Herzog Via", "address_line_2": "Flat 2", "district": "Avon",
+         "city": "New Patienceburgh", "postal_code": "28441", "country": "Turkey", "phone": "1803 637401"},
+    ]
+
+
+def test_dim_staff_joins_the_department_and_keeps_leds_as_it_is():
+    states = states_with(department=[department(6, "Dispatch", "Leds")])
+    result = run("staff", [staff(1, 6, "Jeremie", "O'Franey", email="jeremie.ofraney@terrifictotes.com")], states)
+    assert output(result, "dim_staff").rows.to_pylist() == [
+        {"staff_id": 1, "first_name": "Jeremie", "last_name": "O'Franey", "department_name": "Dispatch",
+         "location": "Leds", "email_address": "jeremie.ofraney@terrifictotes.com"}
+    ]
+
+
+def test_the_key_timestamp_counts_joined_rows_too():
+    states = states_with(department=[department(6, updated="2023-01-01T00:00:00")])
+    result = run("staff", [staff(1, 6, updated="2022-12-01T00:00:00")], states)
+    assert output(result, "dim_staff").updated == datetime(2023, 1, 1)
+
+
+def test_a_staff_row_with_an_unknown_department_is_quarantined_but_kept_in_state():
+    states = states_with(department=[department(1)])
+    result = run("staff", [staff(1, 1), staff(2, 99, first="Deron", last="Beier")], states)
+    assert output(result, "dim_staff").rows["staff_id"].to_pylist() == [1]
+    [line] = result.quarantine["dim_staff"].decode().splitlines()
+    assert '"staff_id": 2' in line and "department_id: refers to a known department" in line
+    assert sorted(result.state["staff_id"].to_pylist()) == [1, 2]
+
+
+def test_a_staff_row_without_an_at_in_the_email_is_rejected():
+    result = run("staff", [staff(1, 1, email="not-an-email")], states_with(department=[department(1)]))
+    assert result.outputs == ()
+    assert report(result, "dim_staff").failures[0].check == "an email address"
+
+
+def test_dim_counterparty_takes_the_legal_address():
+    states = states_with(address=[address(15, line_2=None, district=None, city="Aliso Viejo")])
+    result = run("counterparty", [counterparty(1, 15, "Fahey and Sons")], states)
+    assert output(result, "dim_counterparty").rows.to_pylist() == [
+        {"counterparty_id": 1, "counterparty_legal_name": "Fahey and Sons",
+         "counterparty_legal_address_line_1": "6826 Herzog Via", "counterparty_legal_address_line_2": None,
+         "counterparty_legal_district": None, "counterparty_legal_city": "Aliso Viejo",
+         "counterparty_legal_postal_code": "28441", "counterparty_legal_country": "Turkey",
+         "counterparty_legal_phone_number": "1803 637401"}
+    ]
+
+
+def test_a_counterparty_with_an_unknown_address_is_quarantined_but_kept_in_state():
+    result = run("counterparty", [counterparty(1, 15)], states_with(address=[address(1)]))
+    assert result.outputs == ()
+    assert "legal_address_id: refers to a known address" in result.quarantine["dim_counterparty"].decode()
+    assert result.state["counterparty_id"].to_pylist() == [1]
+
+
+ALL_DIMENSIONS = dict(
+    currency=[currency(1)], design=[design(1)], address=[address(1)], department=[department(1)],
+    counterparty=[counterparty(1, 1)], staff=[staff(1, 1)],
+)
+
+
+def test_fact_sales_order_splits_timestamps_and_keeps_the_price_exact():
+    rows = [
+        sales_order(2, created_at="2022-11-03T14:20:52.186000", updated="2022-11-03 14:20:52", unit_price=3.94),
+        sales_order(3, unit_price="3.94"),
+    ]
+    result = run("sales_order", rows, states_with(**ALL_DIMENSIONS))
+    facts = output(result, "fact_sales_order").rows.to_pylist()
+    assert facts[0] == {
+        "sales_order_id": 2, "created_date": date(2022, 11, 3), "created_time": time(14, 20, 52, 186000),
+        "last_updated_date": date(2022, 11, 3), "last_updated_time": time(14, 20, 52),
+        "sales_staff_id": 1, "counterparty_id": 1, "units_sold": 42972, "unit_price": Decimal("3.94"),
+        "currency_id": 1, "design_id": 1, "agreed_payment_date": date(2022, 11, 8),
+        "agreed_delivery_date": date(2022, 11, 7), "agreed_delivery_location_id": 1,
+    }
+    assert facts[1]["unit_price"] == Decimal("3.94")
+
+
+def test_every_version_of_an_order_is_a_fact_and_exact_duplicates_are_written_once():
+    v1 = sales_order(1, updated="2022-11-03T14:20:52.186000")
+    v2 = sales_order(1, updated="2022-11-04T09:00:00", units_sold=10)
+    result = run("sales_order", [v1, v2, v1], states_with(**ALL_DIMENSIONS))
+    facts = output(result, "fact_sales_order").rows
+    assert facts["units_sold"].to_pylist() == [42972, 10]
+    assert report(result, "fact_sales_order").rows_skipped == 1
+
+
+def test_two_different_rows_for_one_version_are_both_rejected():
+    a = sales_order(1, units_sold=5)
+    b = sales_order(1, units_sold=6)
+    result = run("sales_order", [a, b, sales_order(2)], states_with(**ALL_DIMENSIONS))
+    assert output(result, "fact_sales_order").rows["sales_order_id"].to_pylist() == [2]
+    assert report(result, "fact_sales_order").rows_rejected == 2
+
+
+@pytest.mark.parametrize(
+    "override, reason",
+    [
+        ({"staff_id": 99}, "sales_staff_id: refers to a known staff"),
+        ({"counterparty_id": 99}, "counterparty_id: refers to a known counterparty"),
+        ({"currency_id": 99}, "currency_id: refers to a known currency"),
+        ({"design_id": 99}, "design_id: refers to a known design"),
+        ({"agreed_delivery_location_id": 99}, "agreed_delivery_location_id: refers to a known address"),
+        ({"units_sold": -1}, "units_sold: greater_than_or_equal_to(0)"),
+        ({"unit_price": -0.5}, "unit_price: greater_than_or_equal_to(0)"),
+        ({"created_at": None}, "created_date: not_nullable|created_time: not_nullable"),
+        ({"agreed_payment_date": None}, "agreed_payment_date: not_nullable"),
+    ],
+)
+def test_a_bad_fact_is_quarantined_as_its_source_row_with_the_reason(override, reason):
+    bad = sales_order(2)
+    bad.update(override)
+    result = run("sales_order", [sales_order(1), bad], states_with(**ALL_DIMENSIONS))
+    assert output(result, "fact_sales_order").rows["sales_order_id"].to_pylist() == [1]
+    [line] = result.quarantine["fact_sales_order"].decode().splitlines()
+    quarantined = json.loads(line)
+    assert quarantined.pop("_reasons") == reason.split("|")
+    assert quarantined == bad
+
+
+def test_a_fact_whose_staff_has_no_known_department_is_quarantined():
+    states = states_with(**{**ALL_DIMENSIONS, "staff": [staff(1, 1), staff(2, 99)]})
+    result = run("sales_order", [sales_order(1, staff_id=2)], states)
+    assert "sales_staff_id: refers to a known staff" in result.quarantine["fact_sales_order"].decode()
+
+
+def test_dim_date_holds_every_referenced_date_and_nothing_else_monday_is_1():
+    rows = [
+        sales_order(1, created_at="2022-11-06T23:59:59", updated="2022-11-07T00:00:00",
+                    agreed_payment_date="2023-01-01", agreed_delivery_date="2024-02-29"),
+        sales_order(2, agreed_delivery_location_id=99, agreed_payment_date="2030-05-05"),  # rejected
+    ]
+    result = run("sales_order", rows, states_with(**ALL_DIMENSIONS))
+    assert output(result, "dim_date").rows.to_pylist() == [
+        {"date_id": date(2022, 11, 6), "year": 2022, "month": 11, "day": 6, "day_of_week": 7,
+         "day_name": "Sunday", "month_name": "November", "quarter": 4},
+        {"date_id": date(2022, 11, 7), "year": 2022, "month": 11, "day": 7, "day_of_week": 1,
+         "day_name": "Monday", "month_name": "November", "quarter": 4},
+        {"date_id": date(2023, 1, 1), "year": 2023, "month": 1, "day": 1, "day_of_week": 7,
+         "day_name": "Sunday", "month_name": "January", "quarter": 1},
+        {"date_id": date(2024, 2, 29), "year": 2024, "month": 2, "day": 29, "day_of_week": 4,
+         "day_name": "Thursday", "month_name": "February", "quarter": 1},
+    ]
+    assert output(result, "dim_date").updated == output(result, "fact_sales_order").updated
+
+
+def test_a_packet_of_only_rejected_facts_writes_no_fact_and_no_dim_date():
+    result = run("sales_order", [sales_order(1, staff_id=99)], states_with(**ALL_DIMENSIONS))
+    assert result.outputs == ()
+
+
+def test_the_transform_does_not_change_its_inputs():
+    states = states_with(**ALL_DIMENSIONS)
+    before = {k: v.to_pylist() for k, v in states.items()}
+    run("staff", [staff(1, 1, updated="2030-01-01T00:00:00")], states)
+    assert {k: v.to_pylist() for k, v in states.items()} == before
