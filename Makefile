@@ -24,3 +24,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
+
+## bench: large sales_order packets through the real processing path, against pyarrow and pandas
+bench: $(STAMP)
+	$(PY) -m sandbox.bench $(ARGS)

@@ -82,22 +82,14 @@ class Block:
     key: str
     data: pa.Buffer  # ends with b"\n"; a view, not a copy, of what was read
     first_line: int
-
-    @property
-    def line_count(self) -> int:
-        return len(self._bounds[1])
+    line_count: int
 
     @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start and (exclusive) end offsets of every line."""
+        """Start and (exclusive) end offsets of every line (off the fast path only)."""
         ends = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 0x0A).astype(np.int64)
         starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         return starts, ends
-
-    def check_line_lengths(self) -> None:
-        starts, ends = self._bounds
-        if len(ends) and int((ends - starts).max()) > MAX_LINE_BYTES:
-            raise UnreadableObjectError(self.key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
 
     def line(self, n: int) -> bytes:
         starts, ends = self._bounds
@@ -139,14 +131,13 @@ def read_blocks(
     """The packet's objects, in the order given, as blocks of whole lines."""
     first_line = 0
     for key, stream in objects:
-        for data in _whole_lines(key, stream, block_bytes):
+        for data, line_count in _whole_lines(key, stream, block_bytes):
             _check_utf8(key, data)
-            block = Block(key, data, first_line)
-            first_line += block.line_count
-            yield block
+            yield Block(key, data, first_line, line_count)
+            first_line += line_count
 
 
-def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[pa.Buffer]:
+def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[tuple[pa.Buffer, int]]:
     """Blocks of whole lines, each read into its own buffer (no copies of the block).
 
     Buffers start small and double up to `block_bytes`, so a small object costs a
@@ -164,13 +155,29 @@ def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[pa.Bu
             break
         cut = data.rfind(b"\n", 0, filled) + 1
         if cut:
-            yield pa.py_buffer(data).slice(0, cut)
+            _check_line_lengths(key, data, cut)
+            yield pa.py_buffer(data).slice(0, cut), data.count(b"\n", 0, cut)
         carry = bytes(data[cut:filled])
         if len(carry) > MAX_LINE_BYTES:
             raise UnreadableObjectError(key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
         size = min(block_bytes, size * 2)
     if carry:
-        yield pa.py_buffer(carry + b"\n")
+        yield pa.py_buffer(carry + b"\n"), 1
+
+
+def _check_line_lengths(key: str, data: bytearray, end: int) -> None:
+    """Refuse a line longer than MAX_LINE_BYTES, without scanning every line.
+
+    Any line of MAX_LINE_BYTES or more contains a whole aligned window of half that
+    size with no newline in it; only when such a window exists are the lines measured.
+    """
+    half = MAX_LINE_BYTES // 2
+    if all(data.find(b"\n", i, min(i + half, end)) >= 0 for i in range(0, end, half)):
+        return
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=end) == 0x0A)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    if len(ends) and int((ends - starts).max()) > MAX_LINE_BYTES:
+        raise UnreadableObjectError(key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
 
 
 def _read_into(key: str, stream: BinaryIO, view: memoryview) -> int:
@@ -227,7 +234,6 @@ def _empty_rows(source: t.SourceTable) -> pa.Table:
 
 def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
     """One block → coerced rows, and the failures of the lines that are not rows."""
-    block.check_line_lengths()
     schema = read_schema(source)
     table = _parse(block.data, schema)
     if table.num_rows == block.line_count:

@@ -327,6 +327,9 @@ class _Versions:
 
     def __init__(self) -> None:
         self._seen: list[pa.Table] = []  # sales_order_id, last_updated, __hash
+        # Hashes of every kept version, sorted: a quick, exact "certainly new" test
+        # (different hashes mean different versions); a match is checked exactly.
+        self._version_hashes = np.empty(0, dtype=np.uint64)
 
     def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
         """(rows to keep, how many were exact duplicates, the conflicting rows' failure)."""
@@ -335,13 +338,26 @@ class _Versions:
         block = rows.select(self._KEY + [LINE]).append_column(
             "__hash", pa.array(row_hashes(rows.drop_columns([LINE])))
         )
-        counts = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
-        seen = self._seen_of(counts.select(self._KEY))
-        if counts.num_rows == rows.num_rows and seen.num_rows == 0:
+        versions = np.sort(row_hashes(rows.select(self._KEY)))
+        repeated = bool(len(versions) > 1 and (versions[1:] == versions[:-1]).any())
+        if not repeated and not self._maybe_seen(versions):
             # The common case: every version is new and appears once.
-            self._seen.append(block.select(self._KEY + ["__hash"]))
+            self._remember(block, versions)
             return rows, 0, []
-        return self._screen_slowly(rows, block, counts, seen)
+        counts = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
+        return self._screen_slowly(rows, block, counts, self._seen_of(counts.select(self._KEY)))
+
+    def _maybe_seen(self, sorted_hashes: np.ndarray) -> bool:
+        known = self._version_hashes
+        if not len(known):
+            return False
+        at = np.minimum(np.searchsorted(known, sorted_hashes), len(known) - 1)
+        return bool((known[at] == sorted_hashes).any())
+
+    def _remember(self, kept: pa.Table, sorted_hashes: np.ndarray) -> None:
+        self._seen.append(kept.select(self._KEY + ["__hash"]))
+        # Two sorted runs: a stable sort merges them in linear time.
+        self._version_hashes = np.sort(np.concatenate([self._version_hashes, sorted_hashes]), kind="stable")
 
     def _seen_of(self, versions: pa.Table) -> pa.Table:
         """The (version, hash) of earlier blocks' rows for these versions."""
@@ -365,7 +381,8 @@ class _Versions:
         reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
         differs = pc.not_equal(screened["__hash"], reference)
         keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
-        self._seen.append(screened.filter(keep).select(self._KEY + ["__hash"]))
+        kept_versions = screened.filter(keep)
+        self._remember(kept_versions, np.sort(row_hashes(kept_versions.select(self._KEY))))
         conflicts = []
         if pc.any(differs).as_py():
             conflicts.append(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 
-from runtime.errors import OutputConflictError, PacketIdNotFoundError
-from runtime.packet_ids import check_next
+from runtime.errors import OutputConflictError
+from sandbox import local_store as sandbox_ids
 
 
 class SimulatedKill(BaseException):
@@ -67,17 +67,13 @@ class MemoryBucket:
             self.writes.done(f"delete {key}")
 
 
-class MemoryPacketIds:
+class MemoryPacketIds(sandbox_ids.MemoryPacketIds):
     def __init__(self, names, writes: Writes | None = None) -> None:
-        self.values = {name: 0 for name in names}
+        super().__init__(names)
         self.writes = writes or Writes()
 
-    def read_packet_id(self, name: str) -> int:
-        if name not in self.values:
-            raise PacketIdNotFoundError(f"SSM parameter {name} does not exist")
-        return self.values[name]
-
-    def write_packet_id(self, name: str, packet_id: int) -> None:
-        if check_next(name, self.read_packet_id(name), packet_id):
-            self.values[name] = packet_id
+    def write_packet_id(self, name: str, packet_id: int) -> bool:
+        changed = super().write_packet_id(name, packet_id)
+        if changed:
             self.writes.done(f"ssm {name}={packet_id}")
+        return changed
