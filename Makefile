@@ -28,3 +28,9 @@ clean:
 ## bench: large sales_order packets through the real processing path, against pyarrow and pandas
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
+
+## reliability: AWS faults at the handler's call sites, real process kills, a 1,000-event
+## warm-container soak, all against moto's server (about 5 minutes; not part of `make test`)
+.PHONY: reliability
+reliability: $(STAMP)
+	$(PY) -m pytest tests/reliability
