@@ -58,6 +58,7 @@ class CommitRecord:
     quarantine: tuple[WrittenObject, ...] = ()
     state: str | None = None  # the dimension state after this packet
     missing: bool = False  # passed over: no objects while a later packet existed
+    skipped: dict | None = None  # passed over by an operator: reason, by (runtime.operations)
 
     def to_json(self) -> bytes:
         # No wall-clock time in here: a retry must produce the very same bytes.
@@ -74,6 +75,7 @@ class CommitRecord:
                 quarantine=tuple(WrittenObject(**o) for o in raw["quarantine"]),
                 state=raw["state"],
                 missing=raw["missing"],
+                skipped=raw.get("skipped"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
@@ -82,7 +84,7 @@ class CommitRecord:
 @dataclass
 class PacketOutcome:
     packet: str
-    status: str  # committed | recovered | passed_over
+    status: str  # committed | recovered | passed_over | skipped
     outputs: tuple[WrittenObject, ...] = ()
     quarantine: tuple[WrittenObject, ...] = ()
     reports: tuple = ()
@@ -234,8 +236,12 @@ class Pipeline:
         existing = self._store.read(commit_key)  # step 1
         if existing is not None:
             record = CommitRecord.from_json(commit_key, existing)
-            logger.info("commit record found: finishing the commit", extra={"packet": name})
-            outcome = PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+            if record.skipped:
+                logger.warning("packet was skipped by an operator", extra={"packet": name, "skip": record.skipped})
+            else:
+                logger.info("commit record found: finishing the commit", extra={"packet": name})
+            status = "skipped" if record.skipped else "recovered"
+            outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
         else:
             record, outcome = self._compute_and_write(table, packet_id, newest)  # steps 2-4
         self._apply(record)  # step 5
