@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench synth clean
+.PHONY: run test bench audit synth clean
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,7 @@ clean:
 ## bench: large sales_order packets through the real processing path, against pyarrow and pandas
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
+
+## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit -r runtime/requirements.txt --progress-spinner off --strict
