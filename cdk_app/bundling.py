@@ -247,9 +247,9 @@ def build_bundle(
     report.files = sum(1 for p in output_dir.rglob("*") if p.is_file())
     report.seconds = time.monotonic() - started
     log(report.summary())
-    for name, size in report.trimmed_bytes.items():
-        log(f"  trimmed {name}: {_mb(size)}")
-    log(f"  trimmed duplicate shared-library copies: {_mb(report.duplicate_library_bytes)}")
+    for name, size in [*report.trimmed_bytes.items(), ("duplicate library copies", report.duplicate_library_bytes)]:
+        if size:
+            log(f"  trimmed {name}: {_mb(size)}")
     if report.unzipped_bytes >= LAMBDA_UNZIPPED_LIMIT_BYTES:
         raise BundlingError(
             f"the Lambda asset would be {report.unzipped_bytes:,} bytes unzipped, at or over "
