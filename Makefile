@@ -16,7 +16,7 @@ $(STAMP): requirements.txt runtime/requirements.txt
 
 ## run: the real Lambda handler on the fixture packets, against moto's server on 127.0.0.1
 run: $(STAMP)
-	$(PY) -m sandbox.run
+	$(PY) -m sandbox.run $(ARGS)
 
 ## test: unit, integration (moto) and infrastructure (CDK synth) tests
 test: $(STAMP)
