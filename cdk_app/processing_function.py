@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -75,11 +75,15 @@ class ProcessingFunction(Construct):
             description="Totesys processing Lambda: its log group, the buckets, the packet ids",
         )
 
-        code = (
-            bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture)
-            if bundle
-            else unbundled_code()
-        )
+        if bundle:
+            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture)
+        else:
+            code = unbundled_code()
+            Annotations.of(self).add_warning_v2(
+                "totesys:unbundled",
+                "bundle=false: the function's code is runtime/ without its dependencies; "
+                "fine for looking at the template, never deploy it",
+            )
         self.function = lambda_.Function(
             self,
             "Function",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk.assertions import Capture, Match
+from aws_cdk.assertions import Annotations, Capture, Match
 
 from runtime.observability import METRIC_NAMES
-from tests.infra.conftest import resources_of
+from tests.infra.conftest import build_stack, resources_of
 
 
 def _alarms(template_json):
@@ -133,10 +133,6 @@ def test_runtime_metrics_alarm_across_every_table(template_json):
 
 
 def test_no_alarm_emails_is_allowed_but_warned(synth):
-    from aws_cdk.assertions import Annotations
-
-    from tests.infra.conftest import build_stack
-
     _, stack = build_stack({"alarm_emails": []})
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("alarm_emails is empty"))
     assert json.dumps(synth(alarm_emails=[]).to_json()).count("AWS::SNS::Subscription") == 0

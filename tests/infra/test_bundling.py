@@ -119,7 +119,7 @@ def test_pip_targets_every_manylinux_tag_the_lambda_platform_loads():
     assert Target("3.12", "x86_64").pip_platform_args()[1] == "manylinux2014_x86_64"
 
 
-def test_wheels_are_cached_under_dot_cache():
+def test_wheels_are_cached_under_dot_cache(asset):
     assert bundling.PIP_CACHE_DIR == Path(entry.__file__).resolve().parent / ".cache" / "pip"
     assert ".cache/" in (Path(entry.__file__).resolve().parent / ".gitignore").read_text().split()
     assert os.path.isdir(bundling.PIP_CACHE_DIR)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.conftest import make_app
 import app as entry
+from tests.infra.conftest import make_app
 
 CONFIGURATIONS = {
     "created buckets": {},

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Capture, Match
+from aws_cdk.assertions import Annotations, Capture, Match
 
 from cdk_app.config import ProcessingConfig
 from cdk_app.processing_function import HANDLER, LAMBDA_RUNTIME
-from tests.infra.conftest import resources_of
+from tests.infra.conftest import build_stack, resources_of
 
 
 def _function(template_json):
@@ -136,3 +136,8 @@ def test_dead_letter_queue_refuses_plain_http(template):
             }
         },
     )
+
+
+def test_an_unbundled_asset_is_flagged_as_not_deployable():
+    _, stack = build_stack({"bundle": False})
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("never deploy it"))
