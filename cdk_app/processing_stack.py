@@ -31,6 +31,8 @@ _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Archit
 
 
 class ProcessingStack(Stack):
+    """The processing Lambda and everything it needs, configured by a ProcessingConfig."""
+
     def __init__(
         self,
         scope: Construct,

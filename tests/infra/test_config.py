@@ -60,3 +60,13 @@ def test_json_values_from_cdk_json():
 def test_bad_values_fail_naming_the_key(context, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         _from(**context)
+
+
+def test_every_accepted_log_retention_maps_to_a_cloudwatch_value():
+    from aws_cdk import aws_logs as logs
+
+    from cdk_app.config import LOG_RETENTION_DAYS
+    from cdk_app.processing_stack import _retention
+
+    for days in LOG_RETENTION_DAYS:
+        assert isinstance(_retention(days), logs.RetentionDays)
