@@ -29,7 +29,7 @@ from runtime.observability import (
 )
 from runtime.parquet import from_parquet, to_parquet
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
-from runtime.reading import coerced_schema, decode_object, parse_packet
+from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.state import empty
 from runtime.tables import SOURCES, consumed_parameter, produced_parameter
 from runtime.transform import STATE_INPUTS, Transformed, transform
@@ -267,10 +267,11 @@ class Pipeline:
             return record, PacketOutcome(name, "passed_over")
 
         source = SOURCES[table]
-        objects = [(key, decode_object(key, self._read_ingestion(key))) for key in object_keys]
-        parsed = parse_packet(source, objects)
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
-        result = transform(source, parsed, states, name)
+        # Streamed: objects are opened one at a time and read in blocks.
+        objects = ((key, self._source.open(key)) for key in object_keys)
+        blocks = (parse_block(source, block) for block in read_blocks(objects))
+        result = transform(source, blocks, states, name)
         for report in result.reports:
             if report.rows_in:
                 logger.info("validation report", extra={"validation": report.to_log()})
@@ -289,8 +290,8 @@ class Pipeline:
         for out in result.outputs:
             n = self._ids.read_packet_id(produced_parameter(self._prefix, out.table)) + 1
             key = keys.output_key(out.table, n, out.updated)
-            sha = self._put(key, to_parquet(out.rows), name, out.rows.num_rows)
-            outputs.append(WrittenObject(out.table, key, out.rows.num_rows, sha, n))
+            sha = self._put(key, out.body, name, out.rows)
+            outputs.append(WrittenObject(out.table, key, out.rows, sha, n))
         quarantine = []
         for output_table, body in sorted(result.quarantine.items()):
             key = keys.quarantine_key(output_table, table, packet_id)
@@ -316,12 +317,6 @@ class Pipeline:
         sha = hashlib.sha256(body).hexdigest()
         self._store.put_if_absent(key, body, {"source": source, "rows": str(rows), "sha256": sha})
         return sha
-
-    def _read_ingestion(self, key: str) -> bytes:
-        body = self._source.read(key)
-        if body is None:
-            raise CorruptRecordError(f"ingestion object {key} was listed but is gone")
-        return body
 
     def _consumed(self, table: str) -> int:
         return self._ids.read_packet_id(consumed_parameter(self._prefix, table))

@@ -6,7 +6,7 @@ same ports. Nothing behind these names is imported by the core.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class IngestionSource(Protocol):
@@ -15,7 +15,8 @@ class IngestionSource(Protocol):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key starting with `prefix`, in key order (all pages)."""
 
-    def read(self, key: str) -> bytes: ...
+    def open(self, key: str) -> BinaryIO:
+        """A stream of the object's bytes, read as it is consumed."""
 
 
 class ProcessedStore(Protocol):

@@ -12,11 +12,14 @@ is quarantined as the exact source text the ingestion wrote.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import io
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -29,8 +32,14 @@ from runtime.validation import Failure, examples
 
 LINE = "__line"  # row → line number in the packet (across its objects, in key order)
 
-# A line longer than this is not a totesys row: the object is refused as unreadable.
-MAX_LINE_BYTES = 8 * 1024 * 1024
+# A line longer than this is not a totesys row (they are under 1 KB): the object is
+# refused as unreadable rather than parsed.
+MAX_LINE_BYTES = 1024 * 1024
+
+# Packets are read, checked and written in blocks of about this many bytes of JSON
+# lines, so memory stays flat however large a packet is. Fixed, not tuned at run time:
+# a retry must cut the same blocks to write the same bytes.
+BLOCK_BYTES = 32 * 1024 * 1024
 
 # How pyarrow reads each column kind. Dates are read as text and checked after; a
 # decimal is read wide (JSON numbers and decimal strings both parse) and narrowed to
@@ -62,127 +71,207 @@ def coerced_schema(source: t.SourceTable) -> pa.Schema:
 
 
 @dataclass(frozen=True)
-class SourceText:
-    """The lines of a packet: every object's bytes, split on newlines, in key order."""
+class Block:
+    """Whole lines of one object: the unit that is parsed, checked and written at once.
 
-    data: bytes
-    starts: np.ndarray  # int64 offsets of each non-empty line
-    ends: np.ndarray  # exclusive
+    Line numbers are packet-wide (across blocks and objects, in key order), counting
+    every physical line, so a failure can name the line and quarantine its exact text.
+    """
+
+    key: str
+    data: bytes  # ends with b"\n"
+    first_line: int
 
     @property
     def line_count(self) -> int:
-        return len(self.starts)
+        return len(self._bounds[1])
 
-    def line(self, i: int) -> bytes:
-        return self.data[self.starts[i] : self.ends[i]]
+    @cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and (exclusive) end offsets of every line."""
+        ends = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 0x0A).astype(np.int64)
+        starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+        return starts, ends
+
+    def check_line_lengths(self) -> None:
+        starts, ends = self._bounds
+        if len(ends) and int((ends - starts).max()) > MAX_LINE_BYTES:
+            raise UnreadableObjectError(self.key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
+
+    def line(self, n: int) -> bytes:
+        starts, ends = self._bounds
+        i = n - self.first_line
+        return self.data[starts[i] : ends[i]].rstrip(b"\r")
 
     def lines(self, positions: Iterable[int]) -> list[bytes]:
-        return [self.line(int(i)) for i in positions]
+        return [self.line(int(n)) for n in positions]
+
+
+@dataclass(frozen=True)
+class PacketText:
+    """The lines of several blocks, by packet-wide line number."""
+
+    blocks: tuple[Block, ...]
+
+    @property
+    def line_count(self) -> int:
+        return sum(b.line_count for b in self.blocks)
+
+    def line(self, n: int) -> bytes:
+        firsts = [b.first_line for b in self.blocks]
+        return self.blocks[bisect.bisect_right(firsts, n) - 1].line(n)
+
+    def lines(self, positions: Iterable[int]) -> list[bytes]:
+        return [self.line(int(n)) for n in positions]
 
 
 @dataclass(frozen=True)
 class ParsedPacket:
     rows: pa.Table  # coerced source columns + __line
-    text: SourceText
+    text: Block | PacketText  # the source lines, for quarantining rejected rows
     failures: tuple[Failure, ...]  # broken lines and failed coercions, by line number
 
 
-def decode_object(key: str, body: bytes) -> bytes:
-    """The JSON-lines bytes of one ingestion object (.jsonl or .jsonl.gz)."""
+def read_blocks(
+    objects: Iterable[tuple[str, BinaryIO]], block_bytes: int = BLOCK_BYTES
+) -> Iterator[Block]:
+    """The packet's objects, in the order given, as blocks of whole lines."""
+    first_line = 0
+    for key, stream in objects:
+        for data in _whole_lines(key, stream, block_bytes):
+            try:
+                data.decode("utf-8")  # validation only; pyarrow parses the bytes
+            except UnicodeDecodeError as exc:
+                raise UnreadableObjectError(
+                    key, f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"
+                ) from exc
+            block = Block(key, data, first_line)
+            first_line += block.line_count
+            yield block
+
+
+def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     if key.endswith(".gz"):
+        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    carry = b""
+    while True:
         try:
-            body = gzip.decompress(body)
+            chunk = stream.read(block_bytes)
         except (OSError, EOFError, zlib.error) as exc:
+            if isinstance(exc, ConnectionError):
+                raise
             raise UnreadableObjectError(key, f"not a valid gzip file ({exc})") from exc
-    try:
-        body.decode("utf-8")  # validation only; pyarrow parses the bytes
-    except UnicodeDecodeError as exc:
-        raise UnreadableObjectError(
-            key, f"not UTF-8 text (byte {exc.start}: {body[exc.start:exc.start + 1]!r})"
-        ) from exc
-    return body
+        if not chunk:
+            break
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+        if len(carry) > MAX_LINE_BYTES:
+            raise UnreadableObjectError(
+                key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit"
+            )
+    if carry:
+        yield carry + b"\n"
 
 
-def split_lines(objects: list[tuple[str, bytes]]) -> SourceText:
-    """Join the objects' bytes and find the non-empty lines, vectorized."""
-    parts = [body if body.endswith(b"\n") or not body else body + b"\n" for _, body in objects]
-    data = b"".join(parts)
-    buf = np.frombuffer(data, dtype=np.uint8)
-    newlines = np.flatnonzero(buf == 0x0A)
-    starts = np.concatenate(([0], newlines[:-1] + 1)) if len(newlines) else np.empty(0, np.int64)
-    ends = newlines.astype(np.int64)
-    lengths = ends - starts
-    if len(lengths) and lengths.max() > MAX_LINE_BYTES:
-        at = int(np.argmax(lengths > MAX_LINE_BYTES))
-        key = _key_of_offset(objects, parts, int(starts[at]))
-        raise UnreadableObjectError(
-            key, f"a line of {int(lengths[at]):,} bytes exceeds the {MAX_LINE_BYTES:,}-byte limit"
-        )
-    keep = lengths > 0
-    return SourceText(data, starts[keep].astype(np.int64), ends[keep])
+def parse_objects(source: t.SourceTable, objects: list[tuple[str, bytes]]) -> ParsedPacket:
+    """Whole objects in memory → one parsed packet (small packets and tests)."""
+    blocks = read_blocks((key, io.BytesIO(body)) for key, body in objects)
+    return concat(source, [parse_block(source, b) for b in blocks])
 
 
-def _key_of_offset(objects: list[tuple[str, bytes]], parts: list[bytes], offset: int) -> str:
-    bounds = np.cumsum([len(p) for p in parts])
-    return objects[int(np.searchsorted(bounds, offset, side="right"))][0]
+def concat(source: t.SourceTable, parts: list[ParsedPacket]) -> ParsedPacket:
+    """Several parsed blocks as one packet."""
+    if not parts:
+        return ParsedPacket(_empty_rows(source), PacketText(()), ())
+    rows = pa.concat_tables([p.rows for p in parts])
+    blocks = tuple(b for p in parts for b in (p.text.blocks if isinstance(p.text, PacketText) else (p.text,)))
+    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures))
 
 
-def parse_packet(source: t.SourceTable, objects: list[tuple[str, bytes]]) -> ParsedPacket:
-    """Decoded objects of one packet → coerced rows, and the failures of the rest."""
-    text = split_lines(objects)
+def _empty_rows(source: t.SourceTable) -> pa.Table:
+    return coerced_schema(source).append(pa.field(LINE, pa.int64())).empty_table()
+
+
+def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
+    """One block → coerced rows, and the failures of the lines that are not rows."""
+    block.check_line_lengths()
     schema = read_schema(source)
-    pieces, broken = _parse_range(text, schema, 0, text.line_count)
-    rows = pa.concat_tables(pieces) if pieces else schema.append(pa.field(LINE, pa.int64())).empty_table()
-    failures = [_broken_failure(text, broken)] if broken else []
-    rows, coercion_failures = coerce(source, rows)
-    return ParsedPacket(rows, text, tuple(failures + coercion_failures))
+    table = _parse(block.data, schema)
+    if table.num_rows == block.line_count:
+        # The fast path: every line is a row.
+        lines = pa.array(np.arange(block.first_line, block.first_line + block.line_count, dtype=np.int64))
+        pieces, broken = [_with_lines(table, schema, lines)], []
+    else:
+        starts, ends = block._bounds
+        candidates = np.flatnonzero(ends - starts > 0)  # empty lines are no rows
+        pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
+    raw = pa.concat_tables(pieces) if pieces else read_schema(source).append(pa.field(LINE, pa.int64())).empty_table()
+    failures = [_broken_failure(block, broken)] if broken else []
+    rows, coercion_failures = coerce(source, raw)
+    return ParsedPacket(rows, block, tuple(failures + coercion_failures))
 
 
-def _parse_range(
-    text: SourceText, schema: pa.Schema, lo: int, hi: int
-) -> tuple[list[pa.Table], list[tuple[int, str]]]:
-    """Parse lines [lo, hi); bisect on failure. Returns tables and (line, reason) pairs."""
-    if lo >= hi:
-        return [], []
-    chunk = text.data[text.starts[lo] : text.ends[hi - 1] + 1]
-    reason = None
+class _Failed:
+    """A parse that failed, with pyarrow's reason (not a table)."""
+
+    num_rows = -1
+
+    def __init__(self, message: str) -> None:
+        message = message.replace("JSON parse error: ", "")
+        self.reason = "not a valid row: " + message.split(" in row ")[0]
+
+
+def _parse(data: bytes, schema: pa.Schema) -> pa.Table | _Failed:
     try:
-        table = pj.read_json(
-            io.BytesIO(chunk),
-            read_options=pj.ReadOptions(block_size=max(1 << 20, len(chunk) + 1), use_threads=True),
-            parse_options=pj.ParseOptions(
-                explicit_schema=schema, unexpected_field_behavior="ignore"
-            ),
+        return pj.read_json(
+            io.BytesIO(data),
+            # Blocks of this size parse in parallel; a longer line cannot parse.
+            read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
     except pa.ArrowInvalid as exc:
-        table, reason = None, _short_reason(str(exc))
-    if table is not None and table.num_rows == hi - lo:
-        lines = pa.array(np.arange(lo, hi, dtype=np.int64))
-        return [table.select(schema.names).append_column(LINE, lines)], []
+        return _Failed(str(exc))
+
+
+def _with_lines(table: pa.Table, schema: pa.Schema, lines: pa.Array) -> pa.Table:
+    return table.select(schema.names).append_column(LINE, lines)
+
+
+def _bisect(
+    block: Block, schema: pa.Schema, candidates: np.ndarray, lo: int, hi: int
+) -> tuple[list[pa.Table], list[tuple[int, str]]]:
+    """Parse candidate lines [lo, hi); split in two on failure, down to single lines.
+    Returns the parsed tables and (line number, reason) of each broken line."""
+    if lo >= hi:
+        return [], []
+    starts, ends = block._bounds
+    first, last = candidates[lo], candidates[hi - 1]
+    table = _parse(block.data[starts[first] : ends[last] + 1], schema)
+    if table.num_rows == hi - lo:
+        lines = pa.array(candidates[lo:hi] + block.first_line)
+        return [_with_lines(table, schema, lines)], []
     if hi - lo == 1:
-        if table is not None and table.num_rows == 0:
+        if table.num_rows == 0:
             return [], []  # a whitespace-only line
-        return [], [(lo, reason or "more than one JSON value on the line")]
+        reason = table.reason if isinstance(table, _Failed) else "more than one JSON value on the line"
+        return [], [(int(first) + block.first_line, reason)]
     mid = (lo + hi) // 2
-    left_tables, left_broken = _parse_range(text, schema, lo, mid)
-    right_tables, right_broken = _parse_range(text, schema, mid, hi)
+    left_tables, left_broken = _bisect(block, schema, candidates, lo, mid)
+    right_tables, right_broken = _bisect(block, schema, candidates, mid, hi)
     return left_tables + right_tables, left_broken + right_broken
 
 
-def _short_reason(message: str) -> str:
-    message = message.replace("JSON parse error: ", "")
-    return "not a valid row: " + message.split(" in row ")[0]
-
-
-def _broken_failure(text: SourceText, broken: list[tuple[int, str]]) -> Failure:
+def _broken_failure(block: Block, broken: list[tuple[int, str]]) -> Failure:
     lines = np.array([line for line, _ in broken], dtype=np.int64)
-    reasons = [reason for _, reason in broken]
     return Failure(
         column="*",
         check="parseable JSON object of the declared types",
         lines=lines,
-        examples=tuple(text.line(int(i))[:80].decode("utf-8", "replace") for i in lines[:3]),
-        row_reasons=tuple(reasons),
+        examples=tuple(block.line(int(n))[:80].decode("utf-8", "replace") for n in lines[:3]),
+        row_reasons=tuple(reason for _, reason in broken),
     )
 
 

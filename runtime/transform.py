@@ -1,21 +1,32 @@
 """One source packet → the output tables it feeds, validated: the pure core.
 
-No I/O here: the pipeline hands in the parsed packet and the committed dimension
-states, and gets back the output rows, the quarantine files, the validation reports
-and the new state. Same inputs, same outputs, which is what makes a retry safe.
+No I/O here: the pipeline hands in the parsed blocks of a packet and the committed
+dimension states, and gets back the Parquet bodies, the quarantine files, the
+validation reports and the new state. Same inputs, same outputs, which is what makes a
+retry safe.
+
+Dimension packets are small and are remodelled whole. Sales order packets can be
+millions of rows, so they are remodelled block by block, each block's valid facts
+written as a Parquet row group, and memory stays flat; what must hold across the
+whole packet (one row per order version, the dates dim_date needs, the key's
+timestamp) is carried from block to block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from runtime import state as st
-from runtime.reading import LINE, ParsedPacket
+from runtime.reading import LINE, ParsedPacket, concat
 from runtime.star import (
     ARROW_SCHEMAS,
     SCHEMAS,
@@ -32,6 +43,7 @@ from runtime.validation import (
     UPDATED,
     Failure,
     TableReport,
+    examples,
     quarantine_jsonl,
     referential,
     validate,
@@ -52,10 +64,11 @@ STATE_INPUTS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class Output:
-    """Valid rows of one output table, ready to write."""
+    """Valid rows of one output table, as the Parquet object to write."""
 
     table: str
-    rows: pa.Table  # exactly the DDL schema
+    body: bytes  # Parquet, exactly the DDL schema
+    rows: int
     updated: datetime  # latest last_updated of the source rows behind it: the key's ts
 
 
@@ -66,71 +79,139 @@ class Transformed:
     quarantine: dict[str, bytes]  # output table → JSON lines of rejected source rows
     state: pa.Table | None  # the source's new state, for dimension sources
 
-    @property
-    def rows_rejected(self) -> dict[str, int]:
-        return {r.table: r.rows_rejected for r in self.reports}
-
 
 @dataclass(frozen=True)
 class _Candidate:
     table: str
     rows: pa.Table  # schema columns + __line + __updated
-    failures: tuple[Failure, ...] = ()  # found before pandera (references)
+    failures: tuple[Failure, ...] = ()  # found before pandera (references, versions)
 
 
 def transform(
+    source: SourceTable,
+    blocks: Iterable[ParsedPacket],
+    states: Mapping[str, pa.Table],
+    packet_name: str,
+) -> Transformed:
+    """Remodel one packet, given as parsed blocks, against the committed states."""
+    if source.keeps_state:
+        return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
+    return _fact_packet(blocks, states, packet_name)
+
+
+class _TableSink:
+    """One output table of one packet: its valid rows as Parquet row groups, its
+    failures and quarantine lines, its counts."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.schema = ARROW_SCHEMAS[table]
+        self._parquet = io.BytesIO()
+        self._writer: pq.ParquetWriter | None = None
+        self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = 0
+        self.failures: list[Failure] = []
+        self._quarantine: list[bytes] = []
+        self.updated: datetime | None = None
+
+    def add(
+        self,
+        candidate: _Candidate,
+        text,
+        before: Iterable[Failure] = (),
+        skipped: int = 0,
+    ) -> pa.Table:
+        """Validate a candidate batch, write its valid rows; returns them.
+
+        `before` are failures of source lines that never became candidates (broken,
+        unrepresentable, a conflicting version): they count and are quarantined here.
+        """
+        before = list(before)
+        checked = without_lines(candidate.rows, candidate.failures)
+        valid, found = validate(SCHEMAS[self.table], checked)
+        failures = before + list(candidate.failures) + found
+        rejected = candidate.rows.num_rows - valid.num_rows + _distinct_lines(before)
+        self.rows_in += valid.num_rows + rejected + skipped
+        self.rows_written += valid.num_rows
+        self.rows_rejected += rejected
+        self.rows_skipped += skipped
+        if failures:
+            self.failures.extend(failures)
+            self._quarantine.append(quarantine_jsonl(text.lines, failures))
+        if valid.num_rows:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self._parquet, self.schema, compression="snappy")
+            self._writer.write_table(valid.select(self.schema.names).cast(self.schema))
+            latest = pc.max(valid[UPDATED]).as_py()
+            self.updated = latest if self.updated is None else max(self.updated, latest)
+        return valid
+
+    def finish(self, packet_name: str) -> tuple[Output | None, TableReport, bytes]:
+        output = None
+        if self._writer is not None:
+            self._writer.close()
+            output = Output(self.table, self._parquet.getvalue(), self.rows_written, self.updated)
+        report = TableReport(
+            table=self.table,
+            source_packet=packet_name,
+            rows_in=self.rows_in,
+            rows_written=self.rows_written,
+            rows_rejected=self.rows_rejected,
+            rows_skipped=self.rows_skipped,
+            failures=_merged(self.failures),
+        )
+        return output, report, b"".join(self._quarantine)
+
+
+def _distinct_lines(failures: list[Failure]) -> int:
+    if not failures:
+        return 0
+    return len(np.unique(np.concatenate([f.lines for f in failures])))
+
+
+def _merged(failures: list[Failure]) -> tuple[Failure, ...]:
+    """One failure per (column, check) across blocks, for the report."""
+    groups: dict[tuple[str, str], list[Failure]] = {}
+    for failure in failures:
+        groups.setdefault((failure.column, failure.check), []).append(failure)
+    merged = []
+    for (column, check), group in sorted(groups.items()):
+        lines = np.concatenate([f.lines for f in group])
+        found = [e for f in group for e in f.examples]
+        merged.append(Failure(column, check, lines, tuple(found[:3])))
+    return tuple(merged)
+
+
+def _finish(sinks: list[_TableSink], packet_name: str, state: pa.Table | None) -> Transformed:
+    outputs, reports, quarantine = [], [], {}
+    for sink in sinks:
+        output, report, lines = sink.finish(packet_name)
+        reports.append(report)
+        if output is not None:
+            outputs.append(output)
+        if lines:
+            quarantine[sink.table] = lines
+    outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
+    return Transformed(tuple(outputs), tuple(reports), quarantine, state)
+
+
+# -- dimensions -----------------------------------------------------------------
+
+
+def _dimension_packet(
     source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str
 ) -> Transformed:
-    """Remodel one parsed packet against the committed states."""
-    rows = packet.rows
-    new_state = None
-    skipped = 0
-    if source.keeps_state:
-        new_state, changed = st.upsert(states[source.name], rows, source.key)
-        skipped = rows.num_rows - changed.num_rows
-        candidates = _DIMENSIONS[source.name](changed, states)
-    else:
-        candidates, skipped = _facts(rows, states)
-
-    outputs, reports, quarantine = [], [], {}
-    valid_facts = None
-    for candidate in candidates:
-        if candidate.table == "dim_date":
-            candidate = _Candidate("dim_date", dim_date.build(valid_facts))
-        checked = without_lines(candidate.rows, candidate.failures)
-        valid, failures = validate(SCHEMAS[candidate.table], checked)
-        failures = list(candidate.failures) + failures
-        rejected_rows = candidate.rows.num_rows - valid.num_rows
+    new_state, changed = st.upsert(states[source.name], packet.rows, source.key)
+    sinks = []
+    for candidate in _DIMENSIONS[source.name](changed, states):
+        sink = _TableSink(candidate.table)
         if candidate.table == source.primary_output:
-            # Lines that never became rows (broken, unrepresentable) count here.
-            failures = list(packet.failures) + failures
-            rejected_rows += len({int(i) for f in packet.failures for i in f.lines})
-        if candidate.table == "fact_sales_order":
-            valid_facts = valid
-        reports.append(
-            TableReport(
-                table=candidate.table,
-                source_packet=packet_name,
-                rows_in=valid.num_rows + rejected_rows + (skipped if candidate.table == source.primary_output else 0),
-                rows_written=valid.num_rows,
-                rows_rejected=rejected_rows,
-                rows_skipped=skipped if candidate.table == source.primary_output else 0,
-                failures=tuple(failures),
-            )
-        )
-        if failures:
-            quarantine[candidate.table] = quarantine_jsonl(packet.text.lines, failures)
-        if valid.num_rows:
-            schema = ARROW_SCHEMAS[candidate.table]
-            outputs.append(
-                Output(
-                    candidate.table,
-                    valid.select(schema.names).cast(schema),
-                    pc.max(valid[UPDATED]).as_py(),
-                )
-            )
-    outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
-    return Transformed(tuple(outputs), tuple(reports), quarantine, new_state)
+            # Lines that never became rows count here, and so do rows older than the
+            # state (skipped: nothing to emit).
+            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows)
+        else:
+            sink.add(candidate, packet.text)
+        sinks.append(sink)
+    return _finish(sinks, packet_name, new_state)
 
 
 def _keys(states: Mapping[str, pa.Table], table: str, key: str) -> pa.Array:
@@ -184,37 +265,6 @@ def _some(failure: Failure | None) -> tuple[Failure, ...]:
     return () if failure is None else (failure,)
 
 
-def _facts(rows: pa.Table, states: Mapping[str, pa.Table]) -> tuple[list[_Candidate], int]:
-    """Facts, with every dimension they refer to checked against the committed states."""
-    facts = fact_sales_order.build(rows)
-    duplicates = rows.num_rows - facts.num_rows
-    emittable = {
-        "staff": _emittable(states, "staff", "staff_id", "department_id", "department", "department_id"),
-        "counterparty": _emittable(
-            states, "counterparty", "counterparty_id", "legal_address_id", "address", "address_id"
-        ),
-        "currency": _keys(states, "currency", "currency_id"),
-        "design": _keys(states, "design", "design_id"),
-        "address": _keys(states, "address", "address_id"),
-    }
-    failures = []
-    for column, dimension in fact_sales_order.REFERENCES:
-        failure = referential(facts, column, emittable[dimension], dimension)
-        if failure is not None:
-            failures.append(failure)
-    return [
-        _Candidate("fact_sales_order", facts, tuple(failures)),
-        _Candidate("dim_date", facts),  # rebuilt from the valid facts in transform()
-    ], duplicates
-
-
-def _emittable(states, table: str, key: str, ref: str, parent: str, parent_key: str) -> pa.Array:
-    """Keys of `table` rows that are in dim output: those whose `ref` parent is known."""
-    rows = states[table]
-    known = pc.is_in(rows[ref], value_set=_keys(states, parent, parent_key))
-    return rows.filter(pc.fill_null(known, False))[key].combine_chunks()
-
-
 _DIMENSIONS = {
     "currency": _currency,
     "design": _design,
@@ -223,3 +273,95 @@ _DIMENSIONS = {
     "counterparty": _counterparty,
     "staff": _staff,
 }
+
+
+# -- facts ----------------------------------------------------------------------
+
+
+def _fact_packet(
+    blocks: Iterable[ParsedPacket], states: Mapping[str, pa.Table], packet_name: str
+) -> Transformed:
+    known = {
+        "staff": _emittable(states, "staff", "staff_id", "department_id", "department", "department_id"),
+        "counterparty": _emittable(
+            states, "counterparty", "counterparty_id", "legal_address_id", "address", "address_id"
+        ),
+        "currency": _keys(states, "currency", "currency_id"),
+        "design": _keys(states, "design", "design_id"),
+        "address": _keys(states, "address", "address_id"),
+    }
+    facts = _TableSink("fact_sales_order")
+    versions = _Versions()
+    dates: list[pa.Array] = []
+    for block in blocks:
+        rows, duplicates, conflicts = versions.screen(block.rows)
+        candidate = fact_sales_order.build(rows)
+        failures = [referential(candidate, col, known[dim], dim) for col, dim in fact_sales_order.REFERENCES]
+        candidate = _Candidate("fact_sales_order", candidate, tuple(f for f in failures if f))
+        valid = facts.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
+        dates.append(dim_date.referenced_dates(valid))
+    dim = _TableSink("dim_date")
+    if facts.rows_written:
+        # Every date the written facts refer to, so the loader's foreign keys hold.
+        all_dates = pc.unique(pa.chunked_array(dates, pa.date32()).combine_chunks())
+        dim.add(_Candidate("dim_date", dim_date.build(all_dates, facts.updated)), None)
+    return _finish([facts, dim], packet_name, None)
+
+
+def _emittable(states, table: str, key: str, ref: str, parent: str, parent_key: str) -> pa.Array:
+    """Keys of `table` rows that are in the dim output: those whose parent is known."""
+    rows = states[table]
+    known = pc.is_in(rows[ref], value_set=_keys(states, parent, parent_key))
+    return rows.filter(pc.fill_null(known, False))[key].combine_chunks()
+
+
+class _Versions:
+    """One row per order version (sales_order_id, last_updated) across the packet.
+
+    The first row of a version is kept; a later identical row is an exact duplicate,
+    written once (skipped); a later row that differs is a conflict, rejected. Carried
+    across blocks as (version, content hash) of the kept rows, so processing a packet
+    in blocks gives the same result as processing it whole.
+    """
+
+    _KEY = ["sales_order_id", "last_updated"]
+
+    def __init__(self) -> None:
+        self._seen: list[pa.Table] = []  # sales_order_id, last_updated, __hash
+
+    def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
+        if rows.num_rows == 0:
+            return rows, 0, []
+        content = rows.drop_columns([LINE]).to_pandas(types_mapper=pd.ArrowDtype)
+        hashes = pa.array(pd.util.hash_pandas_object(content, index=False).to_numpy())
+        block = rows.select(self._KEY + [LINE]).append_column("__hash", hashes)
+        first = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min")])
+        first = first.join(block.select([LINE, "__hash"]), f"{LINE}_min", LINE, join_type="inner")
+        first = first.rename_columns(["sales_order_id", "last_updated", "__first_line", "__first_hash"])
+        if self._seen:
+            seen = pa.concat_tables(self._seen).join(first.select(self._KEY), self._KEY, join_type="left semi")
+            seen = seen.rename_columns(["sales_order_id", "last_updated", "__seen_hash"])
+            first = first.join(seen, self._KEY, join_type="left outer")
+        else:
+            first = first.append_column("__seen_hash", pa.nulls(first.num_rows, pa.uint64()))
+        screened = block.join(first, self._KEY, join_type="inner").sort_by(LINE)
+        reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
+        differs = pc.not_equal(screened["__hash"], reference)
+        keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
+        kept_lines = screened[LINE].filter(keep)
+        conflict_lines = screened[LINE].filter(differs)
+        self._seen.append(screened.filter(keep).select(self._KEY + ["__hash"]))
+        conflicts = []
+        if len(conflict_lines):
+            conflicts.append(
+                Failure(
+                    column="sales_order_id",
+                    check="one row per version (sales_order_id, last_updated): "
+                    "a different row for this version came first",
+                    lines=conflict_lines.to_numpy(),
+                    examples=examples(screened["sales_order_id"].filter(differs)),
+                )
+            )
+        kept = rows.filter(pc.is_in(rows[LINE], value_set=kept_lines.combine_chunks()))
+        duplicates = rows.num_rows - kept.num_rows - len(conflict_lines)
+        return kept, duplicates, conflicts

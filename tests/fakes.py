@@ -4,6 +4,7 @@ n-th write, the way a Lambda timeout or an out-of-memory kill would."""
 from __future__ import annotations
 
 import hashlib
+import io
 
 from runtime.errors import OutputConflictError, PacketIdNotFoundError
 from runtime.packet_ids import check_next
@@ -40,6 +41,9 @@ class MemoryBucket:
 
     def read(self, key: str) -> bytes | None:
         return self.objects.get(key)
+
+    def open(self, key: str):
+        return io.BytesIO(self.objects[key])
 
     def put_if_absent(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
         sha = hashlib.sha256(body).hexdigest()

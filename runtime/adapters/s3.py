@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+from typing import BinaryIO
 
 from botocore.exceptions import ClientError
 
@@ -37,6 +39,11 @@ class S3Bucket:
                     return None
                 raise
 
+    def open(self, key: str) -> BinaryIO:
+        with translated("S3", f"get s3://{self.bucket}/{key}"):
+            body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return _Stream(body, f"read s3://{self.bucket}/{key}")
+
     def put_if_absent(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
         sha = metadata.get("sha256") or hashlib.sha256(body).hexdigest()
         with translated("S3", f"put s3://{self.bucket}/{key}"):
@@ -70,6 +77,29 @@ class S3Bucket:
     def delete(self, key: str) -> None:
         with translated("S3", f"delete s3://{self.bucket}/{key}"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+
+class _Stream(io.RawIOBase):
+    """An S3 object body whose read errors are the processor's typed errors."""
+
+    def __init__(self, body, action: str) -> None:
+        self._body, self._action = body, action
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with translated("S3", self._action):
+            return self._body.read(None if size is None or size < 0 else size)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 def _content_type(key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from datetime import datetime
 
 import pandera.pandas as pdv
 import pyarrow as pa
@@ -34,13 +35,17 @@ _DAY_NAMES = pa.array(["", *calendar.day_name])
 _MONTH_NAMES = pa.array(list(calendar.month_name))
 
 
-def build(facts: pa.Table) -> pa.Table:
-    """Every distinct date the (valid) facts refer to → dim_date candidates."""
-    dates = pc.unique(pa.chunked_array([facts[c].combine_chunks() for c in FACT_DATE_COLUMNS], pa.date32()))
+def referenced_dates(facts: pa.Table) -> pa.Array:
+    """The distinct dates a batch of fact rows refers to."""
+    columns = [facts[c].combine_chunks() for c in FACT_DATE_COLUMNS]
+    return pc.unique(pa.concat_arrays(columns)) if facts.num_rows else pa.array([], pa.date32())
+
+
+def build(dates: pa.Array, updated: datetime) -> pa.Table:
+    """Distinct dates → dim_date candidates; `updated` is the facts' latest last_updated."""
     dates = pc.drop_null(dates).sort()
     weekday = pc.day_of_week(dates, count_from_zero=False, week_start=1)
     month = pc.month(dates)
-    updated = pc.max(facts[UPDATED])
     n = len(dates)
     return pa.table(
         {
@@ -54,6 +59,6 @@ def build(facts: pa.Table) -> pa.Table:
             "quarter": pc.cast(pc.quarter(dates), _SMALL),
             # A date is derived from the facts, not from one source line.
             LINE: pa.nulls(n, pa.int64()),
-            UPDATED: pa.repeat(updated, n),
+            UPDATED: pa.repeat(pa.scalar(updated, pa.timestamp("us")), n),
         }
     )

@@ -28,10 +28,8 @@ SCHEMA = pdv.DataFrameSchema(
         "agreed_delivery_date": column(pa.date32()),
         "agreed_delivery_location_id": column(_ID),
     },
-    # One version of an order is one fact: the same (id, last_updated) twice with
-    # different content is a conflict, not history.
-    unique=["sales_order_id", "last_updated_date", "last_updated_time"],
-    report_duplicates="all",
+    # One row per order version (sales_order_id, last_updated) is checked across the
+    # whole packet before validation (transform._Versions), not per batch here.
     strict=True,
 )
 
@@ -53,8 +51,8 @@ def split_timestamp(ts: pa.ChunkedArray) -> tuple[pa.ChunkedArray, pa.ChunkedArr
 
 
 def build(sales_order: pa.Table) -> pa.Table:
-    """Sales order rows → fact candidates; exact duplicate rows are kept once."""
-    rows = _drop_exact_duplicates(sales_order)
+    """Sales order rows → fact candidates, one per row."""
+    rows = sales_order
     created_date, created_time = split_timestamp(rows["created_at"])
     updated_date, updated_time = split_timestamp(rows["last_updated"])
     return pa.table(
@@ -77,13 +75,3 @@ def build(sales_order: pa.Table) -> pa.Table:
             UPDATED: rows["last_updated"],
         }
     )
-
-
-def _drop_exact_duplicates(rows: pa.Table) -> pa.Table:
-    """Keep the first of rows identical in every source column, in line order."""
-    columns = [c for c in rows.column_names if c != LINE]
-    if rows.num_rows == 0:
-        return rows
-    first = rows.group_by(columns, use_threads=False).aggregate([(LINE, "min")])
-    keep = pc.is_in(rows[LINE], value_set=first[f"{LINE}_min"])
-    return rows.filter(keep)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runtime import state
-from runtime.reading import parse_packet
+from runtime.reading import parse_objects
 from runtime.tables import SOURCES
 from tests.harness import encode_lines, staff
 
@@ -26,7 +26,7 @@ def rows_of(items):
 
 
 def parse(rows):
-    return parse_packet(STAFF, [("k.jsonl", encode_lines(rows))]).rows
+    return parse_objects(STAFF, [("k.jsonl", encode_lines(rows))]).rows
 
 
 @settings(max_examples=60, deadline=None)
@@ -51,7 +51,7 @@ def test_state_holds_the_latest_version_per_key_incoming_winning_ties(first, sec
 def test_every_line_is_either_a_row_or_a_failure_never_both_never_neither(kinds):
     rows = [staff(i + 1) if kind == "good" else kind for i, kind in enumerate(kinds)]
     body = encode_lines(rows)
-    packet = parse_packet(STAFF, [("k.jsonl", body)])
+    packet = parse_objects(STAFF, [("k.jsonl", body)])
     parsed_lines = set(packet.rows["__line"].to_pylist())
     failed_lines = {int(i) for f in packet.failures for i in f.lines}
     assert not parsed_lines & failed_lines
@@ -59,4 +59,5 @@ def test_every_line_is_either_a_row_or_a_failure_never_both_never_neither(kinds)
 
 
 def _blank(packet):
-    return {i for i in range(packet.text.line_count) if not packet.text.line(i).strip()}
+    # JSON whitespace only: pyarrow reads such a line as no row at all.
+    return {i for i in range(packet.text.line_count) if not packet.text.line(i).strip(b" \t\r")}
