@@ -51,11 +51,12 @@ class ProcessingConfig:
     ssm_prefix: str = DEFAULT_SSM_PREFIX
     log_level: str = "INFO"
     architecture: str = "arm64"
-    # 3008 MB: a 1M-row sales_order packet (~340 MB of JSON lines) parsed by pyarrow,
-    # carried through pandas as Arrow-backed frames, validated and written as Parquet
-    # needs a few copies of ~1 GB at its peak; Lambda also scales CPU with memory
-    # (about 1.7 vCPU here), and 3008 MB is the largest size every account gets
-    # without a quota increase.
+    # 3008 MB: Lambda gives CPU in proportion to memory (about 1.7 vCPU here) and the
+    # pyarrow parse and Parquet write are multi-threaded; the runtime streams a packet in
+    # 32 MiB blocks, but what it carries across a packet (order versions, dates) and the
+    # dimension state grow with the data, and a 1M-row packet (about 340 MB of JSON
+    # lines) should not be the one that runs out. Well below Lambda's 10,240 MB cap, as
+    # new accounts start with a reduced memory quota.
     memory_mb: int = 3008
     # 10 minutes: one packet takes seconds, but an invocation also finishes pending
     # packets and catches up on gaps (DESIGN §6), all inside one run; the margin to
