@@ -40,6 +40,7 @@ MAX_LINE_BYTES = 1024 * 1024
 # lines, so memory stays flat however large a packet is. Fixed, not tuned at run time:
 # a retry must cut the same blocks to write the same bytes.
 BLOCK_BYTES = 32 * 1024 * 1024
+_FIRST_READ = 256 * 1024
 
 # How pyarrow reads each column kind. Dates are read as text and checked after; a
 # decimal is read wide (JSON numbers and decimal strings both parse) and narrowed to
@@ -79,7 +80,7 @@ class Block:
     """
 
     key: str
-    data: bytes  # ends with b"\n"
+    data: pa.Buffer  # ends with b"\n"; a view, not a copy, of what was read
     first_line: int
 
     @property
@@ -101,7 +102,7 @@ class Block:
     def line(self, n: int) -> bytes:
         starts, ends = self._bounds
         i = n - self.first_line
-        return self.data[starts[i] : ends[i]].rstrip(b"\r")
+        return self.data.slice(starts[i], ends[i] - starts[i]).to_pybytes().rstrip(b"\r")
 
     def lines(self, positions: Iterable[int]) -> list[bytes]:
         return [self.line(int(n)) for n in positions]
@@ -139,41 +140,70 @@ def read_blocks(
     first_line = 0
     for key, stream in objects:
         for data in _whole_lines(key, stream, block_bytes):
-            try:
-                data.decode("utf-8")  # validation only; pyarrow parses the bytes
-            except UnicodeDecodeError as exc:
-                raise UnreadableObjectError(
-                    key, f"not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})"
-                ) from exc
+            _check_utf8(key, data)
             block = Block(key, data, first_line)
             first_line += block.line_count
             yield block
 
 
-def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[pa.Buffer]:
+    """Blocks of whole lines, each read into its own buffer (no copies of the block).
+
+    Buffers start small and double up to `block_bytes`, so a small object costs a
+    small allocation; the cuts depend only on the bytes, so a retry cuts the same.
+    """
     if key.endswith(".gz"):
         stream = gzip.GzipFile(fileobj=stream, mode="rb")
     carry = b""
+    size = min(block_bytes, _FIRST_READ)
     while True:
-        try:
-            chunk = stream.read(block_bytes)
-        except (OSError, EOFError, zlib.error) as exc:
-            if isinstance(exc, ConnectionError):
-                raise
-            raise UnreadableObjectError(key, f"not a valid gzip file ({exc})") from exc
-        if not chunk:
+        data = bytearray(len(carry) + size)
+        data[: len(carry)] = carry
+        filled = len(carry) + _read_into(key, stream, memoryview(data)[len(carry) :])
+        if filled == len(carry):
             break
-        data = carry + chunk
-        cut = data.rfind(b"\n") + 1
+        cut = data.rfind(b"\n", 0, filled) + 1
         if cut:
-            yield data[:cut]
-        carry = data[cut:]
+            yield pa.py_buffer(data).slice(0, cut)
+        carry = bytes(data[cut:filled])
         if len(carry) > MAX_LINE_BYTES:
-            raise UnreadableObjectError(
-                key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit"
-            )
+            raise UnreadableObjectError(key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
+        size = min(block_bytes, size * 2)
     if carry:
-        yield carry + b"\n"
+        yield pa.py_buffer(carry + b"\n")
+
+
+def _read_into(key: str, stream: BinaryIO, view: memoryview) -> int:
+    """Fill `view` from the stream until it is full or the stream ends."""
+    total = 0
+    while total < len(view):
+        try:
+            n = stream.readinto(view[total:])
+        except ConnectionError:
+            raise
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableObjectError(key, f"not a valid gzip file ({exc})") from exc
+        if not n:
+            break
+        total += n
+    return total
+
+
+def _check_utf8(key: str, data: pa.Buffer) -> None:
+    """Arrow's vectorized UTF-8 check over the whole block; the slow decode only
+    runs to say where the bad byte is."""
+    offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, data]).validate(full=True)
+    except pa.ArrowInvalid:
+        raw = data.to_pybytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadableObjectError(
+                key, f"not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"
+            ) from exc
+        raise
 
 
 def parse_objects(source: t.SourceTable, objects: list[tuple[str, bytes]]) -> ParsedPacket:
@@ -224,10 +254,10 @@ class _Failed:
         self.reason = "not a valid row: " + message.split(" in row ")[0]
 
 
-def _parse(data: bytes, schema: pa.Schema) -> pa.Table | _Failed:
+def _parse(data: pa.Buffer, schema: pa.Schema) -> pa.Table | _Failed:
     try:
         return pj.read_json(
-            io.BytesIO(data),
+            pa.BufferReader(data),
             # Blocks of this size parse in parallel; a longer line cannot parse.
             read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
             parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
@@ -249,7 +279,7 @@ def _bisect(
         return [], []
     starts, ends = block._bounds
     first, last = candidates[lo], candidates[hi - 1]
-    table = _parse(block.data[starts[first] : ends[last] + 1], schema)
+    table = _parse(block.data.slice(starts[first], ends[last] + 1 - starts[first]), schema)
     if table.num_rows == hi - lo:
         lines = pa.array(candidates[lo:hi] + block.first_line)
         return [_with_lines(table, schema, lines)], []
@@ -307,6 +337,12 @@ def coerce(source: t.SourceTable, rows: pa.Table) -> tuple[pa.Table, list[Failur
 
 def _convert(kind: str, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list]:
     """One column to its DDL type; values that do not fit become null and are flagged."""
+    if kind in (t.INT, t.DATE, t.DECIMAL):
+        try:
+            # A safe cast fails if any value does not fit: then find which, below.
+            return pc.cast(col, COERCED_TYPES[kind]), []
+        except pa.ArrowInvalid:
+            pass
     if kind == t.INT:
         bad = pc.or_(pc.less(col, _INT32[0]), pc.greater(col, _INT32[1]))
         return pc.cast(pc.if_else(pc.fill_null(bad, False), None, col), pa.int32()), [

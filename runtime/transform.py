@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -330,38 +329,88 @@ class _Versions:
         self._seen: list[pa.Table] = []  # sales_order_id, last_updated, __hash
 
     def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
+        """(rows to keep, how many were exact duplicates, the conflicting rows' failure)."""
         if rows.num_rows == 0:
             return rows, 0, []
-        content = rows.drop_columns([LINE]).to_pandas(types_mapper=pd.ArrowDtype)
-        hashes = pa.array(pd.util.hash_pandas_object(content, index=False).to_numpy())
-        block = rows.select(self._KEY + [LINE]).append_column("__hash", hashes)
-        first = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min")])
-        first = first.join(block.select([LINE, "__hash"]), f"{LINE}_min", LINE, join_type="inner")
+        block = rows.select(self._KEY + [LINE]).append_column(
+            "__hash", pa.array(row_hashes(rows.drop_columns([LINE])))
+        )
+        counts = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
+        seen = self._seen_of(counts.select(self._KEY))
+        if counts.num_rows == rows.num_rows and seen.num_rows == 0:
+            # The common case: every version is new and appears once.
+            self._seen.append(block.select(self._KEY + ["__hash"]))
+            return rows, 0, []
+        return self._screen_slowly(rows, block, counts, seen)
+
+    def _seen_of(self, versions: pa.Table) -> pa.Table:
+        """The (version, hash) of earlier blocks' rows for these versions."""
+        if not self._seen:
+            return pa.table({"sales_order_id": pa.array([], pa.int32()),
+                             "last_updated": pa.array([], pa.timestamp("us")),
+                             "__hash": pa.array([], pa.uint64())})
+        # The block's versions are the (small) build side; earlier rows are probed.
+        return pa.concat_tables(self._seen).join(versions, self._KEY, join_type="left semi")
+
+    def _screen_slowly(
+        self, rows: pa.Table, block: pa.Table, counts: pa.Table, seen: pa.Table
+    ) -> tuple[pa.Table, int, list[Failure]]:
+        first = counts.select(self._KEY + [f"{LINE}_min"]).join(
+            block.select([LINE, "__hash"]), f"{LINE}_min", LINE, join_type="inner"
+        )
         first = first.rename_columns(["sales_order_id", "last_updated", "__first_line", "__first_hash"])
-        if self._seen:
-            seen = pa.concat_tables(self._seen).join(first.select(self._KEY), self._KEY, join_type="left semi")
-            seen = seen.rename_columns(["sales_order_id", "last_updated", "__seen_hash"])
-            first = first.join(seen, self._KEY, join_type="left outer")
-        else:
-            first = first.append_column("__seen_hash", pa.nulls(first.num_rows, pa.uint64()))
+        seen = seen.rename_columns(["sales_order_id", "last_updated", "__seen_hash"])
+        first = first.join(seen, self._KEY, join_type="left outer")
         screened = block.join(first, self._KEY, join_type="inner").sort_by(LINE)
         reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
         differs = pc.not_equal(screened["__hash"], reference)
         keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
-        kept_lines = screened[LINE].filter(keep)
-        conflict_lines = screened[LINE].filter(differs)
         self._seen.append(screened.filter(keep).select(self._KEY + ["__hash"]))
         conflicts = []
-        if len(conflict_lines):
+        if pc.any(differs).as_py():
             conflicts.append(
                 Failure(
                     column="sales_order_id",
                     check="one row per version (sales_order_id, last_updated): "
                     "a different row for this version came first",
-                    lines=conflict_lines.to_numpy(),
+                    lines=screened[LINE].filter(differs).to_numpy(),
                     examples=examples(screened["sales_order_id"].filter(differs)),
                 )
             )
-        kept = rows.filter(pc.is_in(rows[LINE], value_set=kept_lines.combine_chunks()))
-        duplicates = rows.num_rows - kept.num_rows - len(conflict_lines)
+        kept = rows.filter(pc.is_in(rows[LINE], value_set=screened[LINE].filter(keep).combine_chunks()))
+        duplicates = rows.num_rows - kept.num_rows - (conflicts[0].count if conflicts else 0)
         return kept, duplicates, conflicts
+
+
+def row_hashes(table: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row's content, vectorized over the columns' buffers.
+
+    Used only to tell an exact duplicate from a conflicting row of the same order
+    version; sales order columns are all fixed-width (ints, dates, timestamps,
+    decimals), which is what this reads.
+    """
+    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for column in table.itercolumns():
+        for words in _words(column.combine_chunks()):
+            h = _mix(h ^ words)
+    return h
+
+
+def _words(arr: pa.Array) -> list[np.ndarray]:
+    width = arr.type.byte_width  # ValueError for variable-width types: not expected here
+    raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[arr.offset * width : (arr.offset + len(arr)) * width]
+    if width == 16:
+        pairs = raw.view("<u8").reshape(-1, 2)
+        words = [pairs[:, 0], pairs[:, 1]]
+    else:
+        words = [raw.view(f"<u{width}").astype(np.uint64)]
+    nulls = arr.is_null().to_numpy(zero_copy_only=False)
+    # A null's buffer slot holds anything: hash it as a fixed marker instead.
+    return [np.where(nulls, np.uint64(0xA5A5A5A5A5A5A5A5), w) for w in words]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit affects every output bit."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
