@@ -22,6 +22,21 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The CDK CLI, pinned in package.json / package-lock.json, installed into node_modules/.
+NODE_STAMP := node_modules/.installed
+CDK        := node_modules/.bin/cdk
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## synth: the CloudFormation template and the bundled Lambda asset in cdk.out/ (no AWS account, no Docker)
+# No instance-metadata probing, notices or telemetry: synth needs nothing from AWS.
+synth: $(STAMP) $(NODE_STAMP)
+	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+	$(CDK) synth --app "$(PY) app.py" --output cdk.out --no-notices --quiet $(CDK_ARGS)
+	@ls -1 cdk.out/*.template.json
+
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
 
