@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench audit synth clean
+.PHONY: run test bench audit synth replay clean
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,7 @@ bench: $(STAMP)
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)
 	$(VENV)/bin/pip-audit -r runtime/requirements.txt --progress-spinner off --strict
+
+## replay: ask for a replay of the quarantined facts (the deployed function's env and credentials; ARGS=--function NAME)
+replay: $(STAMP)
+	$(PY) -m runtime.operations replay $(ARGS)

@@ -1,8 +1,10 @@
-"""What the on-call engineer runs: status, skip a poison packet, redrive the dead-letter queue.
+"""What the on-call engineer runs: status, skip a poison packet, redrive the dead-letter
+queue, replay quarantined facts.
 
     python -m runtime.operations status
     python -m runtime.operations skip --table sales_order --packet 12 --reason "..." --by alice
     python -m runtime.operations redrive --queue-url URL --function NAME
+    python -m runtime.operations replay [--function NAME]
 
 The same environment as the Lambda (INGESTION_BUCKET, PROCESSED_BUCKET, SSM_PREFIX) and
 ordinary AWS credentials. See docs/operations.md for when to use which.
@@ -21,7 +23,7 @@ from runtime import keys
 from runtime.errors import ProcessingError
 from runtime.events import parse_event
 from runtime.observability import logger
-from runtime.pipeline import CommitRecord
+from runtime.pipeline import CommitRecord, request_replay
 from runtime.ports import PacketIds, ProcessedStore
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES, consumed_parameter, produced_parameter
 
@@ -141,15 +143,17 @@ def main(argv: list[str] | None = None) -> int:
     redrive_cmd = commands.add_parser("redrive", help="re-invoke the events in the dead-letter queue")
     redrive_cmd.add_argument("--queue-url", required=True)
     redrive_cmd.add_argument("--function", required=True, help="name or ARN of the processing function")
+    replay_cmd = commands.add_parser("replay", help="re-offer the quarantined facts to today's dimensions")
+    replay_cmd.add_argument("--function", help="invoke this function now to run it (else: the next invocation)")
     args = parser.parse_args(argv)
 
     session = boto3.session.Session()
+    lambda_client = session.client("lambda", config=CLIENT_CONFIG)
+
+    def invoke(event: dict) -> None:
+        lambda_client.invoke(FunctionName=args.function, InvocationType="Event", Payload=json.dumps(event))
+
     if args.command == "redrive":
-        lambda_client = session.client("lambda", config=CLIENT_CONFIG)
-
-        def invoke(event: dict) -> None:
-            lambda_client.invoke(FunctionName=args.function, InvocationType="Event", Payload=json.dumps(event))
-
         done = redrive(session.client("sqs", config=CLIENT_CONFIG), args.queue_url, invoke)
         print(json.dumps({"redriven": done}, indent=1))
         return 0
@@ -160,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             print(json.dumps(status(store, ids, settings.ssm_prefix), indent=1))
+        elif args.command == "replay":
+            replay = request_replay(store)
+            logger.info("replay of quarantined facts requested", extra={"replay": replay})
+            if args.function:
+                invoke({"packets": []})
+            print(f"replay {replay} is pending; it runs in the "
+                  + ("invocation just started." if args.function else "next invocation."), file=sys.stderr)
         else:
             record = skip(store, ids, settings.ssm_prefix, args.table, args.packet, args.reason, args.by)
             print(json.dumps(asdict(record), indent=1))

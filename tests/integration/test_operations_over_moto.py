@@ -27,3 +27,24 @@ def test_redrive_from_a_real_queue_processes_the_parked_event_once(aws):
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
     assert redrive(sqs, queue_url, invoke) == []  # run twice: nothing more happens
+
+
+def test_the_replay_command_over_moto_then_any_invocation_runs_it(aws, capsys):
+    from runtime.operations import main
+
+    for source in ("currency", "design", "address", "department", "counterparty"):
+        upload_packet(aws.s3, aws.names.ingestion_bucket, source, 1, fixture_lines(source))
+    upload_packet(aws.s3, aws.names.ingestion_bucket, "sales_order", 1, fixture_lines("sales_order")[:50])
+    lambda_handler({"packets": [{"table": t, "id": 1} for t in
+                                ("currency", "design", "address", "department", "counterparty", "sales_order")]}, None)
+    assert aws.keys("fact_sales_order/") == []  # no staff yet: all 50 quarantined
+    upload_packet(aws.s3, aws.names.ingestion_bucket, "staff", 1, fixture_lines("staff"))
+    lambda_handler({"packets": [{"table": "staff", "id": 1}]}, None)
+
+    assert main(["replay"]) == 0
+    result = lambda_handler({"packets": []}, None)
+    assert result["packets_processed"] == ["replay:1"] and result["rows_written"]["fact_sales_order"] == 50
+    assert aws.packet_id("produced", "fact_sales_order") == 1
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert json.loads(capsys.readouterr().out)["pending"] == []
