@@ -43,8 +43,8 @@ def final_state(h: Harness) -> tuple[dict, dict]:
     return dict(h.processed.objects), dict(h.ids.values)
 
 
-@pytest.fixture(scope="module")
-def reference():
+def undisturbed() -> tuple[Harness, list[int]]:
+    """The events run without a kill; and how many writes each made."""
     h = Harness()
     upload_all(h)
     writes_per_event = []
@@ -52,6 +52,12 @@ def reference():
         before = h.writes.count
         h.invoke(*event)
         writes_per_event.append(h.writes.count - before)
+    return h, writes_per_event
+
+
+@pytest.fixture(scope="module")
+def reference():
+    h, writes_per_event = undisturbed()
     h.check_invariants()
     return final_state(h), writes_per_event, h
 
@@ -68,19 +74,8 @@ def test_the_undisturbed_run_is_what_the_semantics_say(reference):
 
 
 def kill_points():
-    counts = _count_writes()
+    _, counts = undisturbed()
     return [(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)]
-
-
-def _count_writes():
-    h = Harness()
-    upload_all(h)
-    counts = []
-    for event in EVENTS:
-        before = h.writes.count
-        h.invoke(*event)
-        counts.append(h.writes.count - before)
-    return counts
 
 
 @pytest.mark.parametrize("event_index, kill_after", kill_points())
