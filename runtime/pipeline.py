@@ -294,9 +294,6 @@ class Pipeline:
         objects = ((key, self._source.open(key)) for key in object_keys)
         blocks = (parse_block(source, block) for block in read_blocks(objects))
         result = transform(source, blocks, states, name)
-        for report in result.reports:
-            if report.rows_in:
-                logger.info("validation report", extra={"validation": report.to_log()})
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
