@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench synth clean
+.PHONY: run test bench audit synth replay clean
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,35 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The CDK CLI, pinned in package.json / package-lock.json, installed into node_modules/.
+NODE_STAMP := node_modules/.installed
+CDK        := node_modules/.bin/cdk
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## synth: the CloudFormation template and the bundled Lambda asset in cdk.out/ (no AWS account, no Docker)
+# No instance-metadata probing, notices or telemetry: synth needs nothing from AWS.
+synth: $(STAMP) $(NODE_STAMP)
+	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+	$(CDK) synth --app "$(PY) app.py" --output cdk.out --no-notices --quiet $(CDK_ARGS)
+	@ls -1 cdk.out/*.template.json
+
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
 
 ## bench: large sales_order packets through the real processing path, against pyarrow and pandas
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
+
+## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit -r runtime/requirements.txt --progress-spinner off --strict
+
+## replay: ask for a replay of the quarantined facts (the deployed function's env and credentials; ARGS=--function NAME)
+replay: $(STAMP)
+	$(PY) -m runtime.operations replay $(ARGS)
 
 ## reliability: AWS faults at the handler's call sites, real process kills, a 1,000-event
 ## warm-container soak, all against moto's server (about 5 minutes; not part of `make test`)

@@ -65,6 +65,33 @@ def quarantine_key(output_table: str, source_table: str, packet_id: int) -> str:
     )
 
 
+REPLAY_COMMITS = f"{COMMITS}replay/"
+REPLAY_CLAIMS = "_replays/"
+_REPLAY_CLAIM = re.compile(r"^_replays/replay_(\d+)\.json$")
+
+
+def replay_claim_key(replay: int) -> str:
+    return f"{REPLAY_CLAIMS}replay_{_positive(replay)}.json"
+
+
+def parse_replay_claim(key: str) -> int | None:
+    match = _REPLAY_CLAIM.match(key)
+    return int(match.group(1)) if match else None
+
+
+def replay_commit_key(seq: int) -> str:
+    return f"{REPLAY_COMMITS}fact_sales_order_replay_{_positive(seq)}.json"
+
+
+def quarantine_prefix(output_table: str) -> str:
+    return f"{QUARANTINE}{_output(output_table)}/"
+
+
+def replay_quarantine_key(output_table: str, seq: int) -> str:
+    """Rows a replay could still not write, with their new reasons."""
+    return f"{quarantine_prefix(output_table)}{output_table}_from_replay_{_positive(seq)}_rejected.jsonl"
+
+
 def pending_key(seq: int) -> str:
     """Zero-padded, so a listing returns pending records in arrival order."""
     return f"{PENDING}{_positive(seq):012d}.json"

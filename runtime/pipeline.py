@@ -11,8 +11,9 @@ sees the same committed state and so computes the same bytes under the same keys
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pyarrow as pa
 
@@ -38,6 +39,11 @@ from runtime.transform import STATE_INPUTS, Transformed, transform
 # caught up first. Past this many, the id is more likely a bug than a backlog.
 MAX_CATCH_UP = 1000
 
+# A pending record may ask for a replay of the quarantined facts (runtime.operations):
+# {"packets": [], "replay": N}, N claimed once and for all under _replays/.
+REPLAY = "replay"
+REPLAYED_TABLE = "fact_sales_order"
+
 
 @dataclass(frozen=True)
 class WrittenObject:
@@ -58,6 +64,8 @@ class CommitRecord:
     quarantine: tuple[WrittenObject, ...] = ()
     state: str | None = None  # the dimension state after this packet
     missing: bool = False  # passed over: no objects while a later packet existed
+    skipped: dict | None = None  # passed over by an operator: reason, by (runtime.operations)
+    replayed: tuple[str, ...] | None = None  # a replay's record: the quarantine files it took
 
     def to_json(self) -> bytes:
         # No wall-clock time in here: a retry must produce the very same bytes.
@@ -74,6 +82,8 @@ class CommitRecord:
                 quarantine=tuple(WrittenObject(**o) for o in raw["quarantine"]),
                 state=raw["state"],
                 missing=raw["missing"],
+                skipped=raw.get("skipped"),
+                replayed=tuple(raw["replayed"]) if raw.get("replayed") is not None else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
@@ -82,7 +92,7 @@ class CommitRecord:
 @dataclass
 class PacketOutcome:
     packet: str
-    status: str  # committed | recovered | passed_over
+    status: str  # committed | recovered | passed_over | skipped
     outputs: tuple[WrittenObject, ...] = ()
     quarantine: tuple[WrittenObject, ...] = ()
     reports: tuple = ()
@@ -143,21 +153,25 @@ class Pipeline:
         if earlier:
             logger.info(
                 "finishing packets left pending by earlier invocations first",
-                extra={"pending": [str(r) for _, refs in earlier for r in refs]},
+                extra={"pending": [str(r) for _, refs, _ in earlier for r in refs]},
             )
         newest: dict[str, int] = {}
-        for _, refs in queue:
+        for _, refs, _ in queue:
             for ref in refs:
                 newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
-        for seq, refs in queue:
+        for seq, refs, replay in queue:
             for ref in refs:
                 self._process_through(ref.table, ref.id, newest[ref.table], summary)
+            if replay is not None:
+                summary.failed_packet = f"replay:{replay}"
+                summary.outcomes.append(self._replay(replay))
             self._store.delete(keys.pending_key(seq))
         summary.failed_packet = None
         return summary
 
-    def _pending_events(self) -> list[tuple[int, tuple[PacketRef, ...]]]:
-        """Packets recorded by earlier invocations that have not finished, in arrival order."""
+    def _pending_events(self) -> list[tuple[int, tuple[PacketRef, ...], int | None]]:
+        """What earlier invocations recorded and did not finish, in arrival order:
+        (sequence number, packets, the replay of quarantined facts asked for, if any)."""
         pending = []
         for key in self._store.list_keys(keys.PENDING):
             seq = keys.parse_pending_key(key)
@@ -166,24 +180,28 @@ class Pipeline:
                 logger.warning("ignoring an unexpected object under _pending/", extra={"key": key})
                 continue
             try:
-                refs = parse_event(json.loads(data)).packets
-            except (ValueError, InvalidEventError) as exc:
+                body = json.loads(data)
+                replay = body.pop(REPLAY, None)
+                if replay is not None and (type(replay) is not int or replay < 1):
+                    raise ValueError(f"replay must be a positive int, got {replay!r}")
+                refs = parse_event(body).packets
+            except (ValueError, AttributeError, InvalidEventError) as exc:
                 raise CorruptRecordError(f"pending record {key} is unreadable: {exc}") from exc
-            pending.append((seq, refs))
+            pending.append((seq, refs, replay))
         return sorted(pending)
 
     def _record_pending(
         self,
         refs: tuple[PacketRef, ...],
-        earlier: list[tuple[int, tuple[PacketRef, ...]]],
+        earlier: list[tuple[int, tuple[PacketRef, ...], int | None]],
         summary: RunSummary,
-    ) -> tuple[int, tuple[PacketRef, ...]] | None:
+    ) -> tuple[int, tuple[PacketRef, ...], int | None] | None:
         """Record the event's new packets as pending, in one object, before any work.
 
         One object per event, so a crash never leaves half an event recorded: the
         order packets will be processed in is fixed the moment it is written.
         """
-        already_pending = {r for _, pending in earlier for r in pending}
+        already_pending = {r for _, pending, _ in earlier for r in pending}
         todo = []
         for ref in refs:
             consumed = self._consumed(ref.table)
@@ -202,10 +220,10 @@ class Pipeline:
                 todo.append(ref)
         if not todo:
             return None
-        seq = max((s for s, _ in earlier), default=0) + 1
+        seq = max((s for s, _, _ in earlier), default=0) + 1
         body = json.dumps({"packets": [{"table": r.table, "id": r.id} for r in todo]}).encode()
         self._store.put_if_absent(keys.pending_key(seq), body, {})
-        return seq, tuple(todo)
+        return seq, tuple(todo), None
 
     # -- one table, up to a packet ------------------------------------------------
 
@@ -234,8 +252,12 @@ class Pipeline:
         existing = self._store.read(commit_key)  # step 1
         if existing is not None:
             record = CommitRecord.from_json(commit_key, existing)
-            logger.info("commit record found: finishing the commit", extra={"packet": name})
-            outcome = PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+            if record.skipped:
+                logger.warning("packet was skipped by an operator", extra={"packet": name, "skip": record.skipped})
+            else:
+                logger.info("commit record found: finishing the commit", extra={"packet": name})
+            status = "skipped" if record.skipped else "recovered"
+            outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
         else:
             record, outcome = self._compute_and_write(table, packet_id, newest)  # steps 2-4
         self._apply(record)  # step 5
@@ -272,20 +294,35 @@ class Pipeline:
         objects = ((key, self._source.open(key)) for key in object_keys)
         blocks = (parse_block(source, block) for block in read_blocks(objects))
         result = transform(source, blocks, states, name)
+        state = None
+        if result.state is not None:
+            state = keys.state_key(table, packet_id)
+            self._put(state, to_parquet(result.state), name, result.state.num_rows)
+        record = self._write(
+            CommitRecord(table, packet_id, state=state),
+            result,
+            lambda output_table: keys.quarantine_key(output_table, table, packet_id),
+            keys.commit_key(table, packet_id),
+        )
+        return record, self._count(name, record, result)
+
+    def _count(self, name: str, record: CommitRecord, result: Transformed) -> PacketOutcome:
         for report in result.reports:
             if report.rows_in:
                 logger.info("validation report", extra={"validation": report.to_log()})
-        record = self._write(table, packet_id, result)
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
         for report in result.reports:
             if report.rows_rejected:
                 self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
-        return record, PacketOutcome(name, "committed", record.outputs, record.quarantine, result.reports)
+        return PacketOutcome(name, "committed", record.outputs, record.quarantine, result.reports)
 
-    def _write(self, table: str, packet_id: int, result: Transformed) -> CommitRecord:
-        """Step 3 then 4: every object, then the commit record that names them."""
-        name = f"{table}:{packet_id}"
+    def _write(
+        self, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str
+    ) -> CommitRecord:
+        """Steps 3 and 4: every output and quarantine object, then the commit record
+        (`record` completed with them) that names them all."""
+        name = f"{record.table}:{record.packet}"
         outputs = []
         for out in result.outputs:
             n = self._ids.read_packet_id(produced_parameter(self._prefix, out.table)) + 1
@@ -294,22 +331,76 @@ class Pipeline:
             outputs.append(WrittenObject(out.table, key, out.rows, sha, n))
         quarantine = []
         for output_table, body in sorted(result.quarantine.items()):
-            key = keys.quarantine_key(output_table, table, packet_id)
+            key = quarantine_key(output_table)
             lines = body.count(b"\n")
             quarantine.append(WrittenObject(output_table, key, lines, self._put(key, body, name, lines)))
-        state = None
-        if result.state is not None:
-            state = keys.state_key(table, packet_id)
-            self._put(state, to_parquet(result.state), name, result.state.num_rows)
-        record = CommitRecord(table, packet_id, tuple(outputs), tuple(quarantine), state)
-        self._put(keys.commit_key(table, packet_id), record.to_json(), name, len(outputs))
+        record = replace(record, outputs=tuple(outputs), quarantine=tuple(quarantine))
+        self._put(commit_key, record.to_json(), name, len(outputs))
         return record
 
     def _apply(self, record: CommitRecord) -> None:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
         for out in record.outputs:
             self._ids.write_packet_id(produced_parameter(self._prefix, out.table), out.packet)
-        self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
+        if record.replayed is None:  # a replay consumes quarantine files, not a packet
+            self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
+
+    # -- replaying quarantined facts ----------------------------------------------
+
+    def _replay(self, replay: int) -> PacketOutcome:
+        """Offer the quarantined facts again, against today's dimensions.
+
+        Takes every live fact quarantine file (not taken by an earlier replay), feeds
+        their rows through the same transform as a sales_order packet, writes the facts
+        that now pass as new output packets, and quarantines the rest again, with their
+        new reasons, in one file of this replay. Same commit steps as a packet, so a
+        replay killed anywhere and run again writes every row exactly once.
+        """
+        name = f"replay:{replay}"
+        commit_key = keys.replay_commit_key(replay)
+        existing = self._store.read(commit_key)
+        if existing is not None:
+            record = CommitRecord.from_json(commit_key, existing)
+            self._apply(record)
+            return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+        taken = self._live_quarantine(replay)
+        lines = []
+        for key in taken:
+            for line in (self._store.read(key) or b"").splitlines():
+                row = json.loads(line)
+                reasons = row.pop("_reasons", None)
+                if reasons is None:
+                    continue
+                lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
+        source = SOURCES["sales_order"]
+        states = {t: self._load_state(t) for t in STATE_INPUTS[source.name]}
+        body = b"\n".join(lines) + b"\n" if lines else b""
+        blocks = (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
+        result = transform(source, blocks, states, name)
+        record = self._write(
+            CommitRecord(REPLAY, replay, replayed=tuple(taken)),
+            result,
+            lambda output_table: keys.replay_quarantine_key(output_table, replay),
+            commit_key,
+        )
+        self._apply(record)
+        logger.info(
+            "quarantined facts replayed",
+            extra={"replay": name, "files": taken, "rows_written": {o.table: o.rows for o in record.outputs}},
+        )
+        return self._count(name, record, result)
+
+    def _live_quarantine(self, replay: int) -> list[str]:
+        """Fact quarantine files no earlier replay has taken, in key order; never this
+        replay's own (a killed attempt may have written it already)."""
+        taken = set()
+        for key in self._store.list_keys(keys.REPLAY_COMMITS):
+            record = CommitRecord.from_json(key, self._store.read(key) or b"")
+            taken.update(record.replayed or ())
+        own = keys.replay_quarantine_key(REPLAYED_TABLE, replay)
+        return [
+            k for k in self._store.list_keys(keys.quarantine_prefix(REPLAYED_TABLE)) if k not in taken and k != own
+        ]
 
     # -- helpers ------------------------------------------------------------------
 
@@ -344,3 +435,29 @@ class Pipeline:
         if data is None:
             raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
         return from_parquet(data).cast(coerced_schema(SOURCES[table]))
+
+
+def request_replay(store: ProcessedStore) -> int:
+    """Ask for a replay of the quarantined facts; returns its number.
+
+    The number is claimed with a conditional put under _replays/ (never reused), then
+    a pending record asks for it, so the next invocation runs it in turn, after the
+    packets recorded before it, with the same commit steps as a packet.
+    """
+    claimed = [keys.parse_replay_claim(k) for k in store.list_keys(keys.REPLAY_CLAIMS)]
+    replay = max((n for n in claimed if n is not None), default=0) + 1
+    while not _claim(store, keys.replay_claim_key(replay), {"replay": replay}):
+        replay += 1
+    body = {"packets": [], REPLAY: replay}
+    seqs = [keys.parse_pending_key(k) for k in store.list_keys(keys.PENDING)]
+    seq = max((s for s in seqs if s is not None), default=0) + 1
+    while not _claim(store, keys.pending_key(seq), body):
+        seq += 1  # an invocation took that number meanwhile: take the next
+    return replay
+
+
+def _claim(store: ProcessedStore, key: str, body: dict) -> bool:
+    try:
+        return store.put_if_absent(key, json.dumps(body).encode(), {})
+    except FileExistsError:
+        return False

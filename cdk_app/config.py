@@ -1,0 +1,164 @@
+"""The deployment's settings: context keys, their defaults and their checks, in one place.
+
+`app.py` reads the raw values (from `cdk.json` context or `-c key=value`) and hands
+them to `ProcessingConfig.from_context`; everything after that is typed. A value that
+makes no sense fails synthesis with a message naming the key, never a half-built
+stack. `-c` always passes strings, so numbers, booleans and lists are also accepted
+in their text form (`-c memory_mb=4096`, `-c alarm_emails=a@x.com,b@y.com`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.tables import DEFAULT_SSM_PREFIX
+
+ARCHITECTURES = ("arm64", "x86_64")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The values CloudWatch Logs accepts for a log group's retention, in days.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+LAMBDA_MEMORY_MB = (128, 10_240)
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SSM_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A context value is missing its right type or shape; the message names the key."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessingConfig:
+    """Everything a deployment may choose. Defaults are the documented defaults."""
+
+    stack_name: str = "TotesysProcessing"
+    # Existing buckets, imported by name; None creates the bucket in this stack.
+    ingestion_bucket: str | None = None
+    processed_bucket: str | None = None
+    ssm_prefix: str = DEFAULT_SSM_PREFIX
+    log_level: str = "INFO"
+    architecture: str = "arm64"
+    # 3008 MB: Lambda gives CPU in proportion to memory (about 1.7 vCPU here) and the
+    # pyarrow parse and Parquet write are multi-threaded; the runtime streams a packet in
+    # 32 MiB blocks, but what it carries across a packet (order versions, dates) and the
+    # dimension state grow with the data, and a 1M-row packet (about 340 MB of JSON
+    # lines) should not be the one that runs out. Well below Lambda's 10,240 MB cap, as
+    # new accounts start with a reduced memory quota.
+    memory_mb: int = 3008
+    # 10 minutes: one packet takes seconds, but an invocation also finishes pending
+    # packets and catches up on gaps (DESIGN §6), all inside one run; the margin to
+    # Lambda's 15-minute cap is left so the duration alarm can warn first.
+    timeout_seconds: int = 600
+    log_retention_days: int = 90
+    alarm_emails: tuple[str, ...] = ()
+    secret_name: str | None = None
+    # The IAM role the ingestion Lambda runs as: Lambda authorizes an Invoke call by
+    # the caller's identity, which for a Lambda function is its execution role.
+    ingestion_role_arn: str | None = None
+    # False packages runtime/ as it is, without dependencies: for template tests and
+    # quick looks at the template, never for a deployment.
+    bundle: bool = True
+
+    def __post_init__(self) -> None:
+        _check(_STACK_NAME.match(self.stack_name), "stack_name", self.stack_name,
+               "letters, digits and '-', starting with a letter")  # fmt: skip
+        for key in ("ingestion_bucket", "processed_bucket"):
+            value = getattr(self, key)
+            if value is not None:
+                _check(_BUCKET_NAME.match(value) and ".." not in value, key, value,
+                       "an S3 bucket name")  # fmt: skip
+        if self.ingestion_bucket is not None and self.ingestion_bucket == self.processed_bucket:
+            raise ConfigError("ingestion_bucket and processed_bucket must be different buckets")
+        _check(_SSM_PREFIX.match(self.ssm_prefix), "ssm_prefix", self.ssm_prefix,
+               "a parameter path such as /totesys/processing (leading '/', no trailing '/')")  # fmt: skip
+        _check(self.log_level in LOG_LEVELS, "log_level", self.log_level, f"one of {LOG_LEVELS}")
+        _check(self.architecture in ARCHITECTURES, "architecture", self.architecture,
+               f"one of {ARCHITECTURES}")  # fmt: skip
+        low, high = LAMBDA_MEMORY_MB
+        _check(low <= self.memory_mb <= high, "memory_mb", self.memory_mb,
+               f"between {low} and {high}")  # fmt: skip
+        _check(1 <= self.timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS, "timeout_seconds",
+               self.timeout_seconds, f"between 1 and {LAMBDA_MAX_TIMEOUT_SECONDS}")  # fmt: skip
+        _check(self.log_retention_days in LOG_RETENTION_DAYS, "log_retention_days",
+               self.log_retention_days, f"one of {LOG_RETENTION_DAYS}")  # fmt: skip
+        for email in self.alarm_emails:
+            _check(_EMAIL.match(email), "alarm_emails", email, "an email address")
+        if len(set(self.alarm_emails)) != len(self.alarm_emails):
+            raise ConfigError(f"alarm_emails: {list(self.alarm_emails)} names an address twice")
+        if self.secret_name is not None:
+            _check(_SECRET_NAME.match(self.secret_name), "secret_name", self.secret_name,
+                   "a Secrets Manager secret name (not an ARN)")  # fmt: skip
+        if self.ingestion_role_arn is not None:
+            if _FUNCTION_ARN.match(self.ingestion_role_arn):
+                raise ConfigError(
+                    f"ingestion_role_arn: {self.ingestion_role_arn!r} is a function ARN; give "
+                    "the ARN of the ingestion Lambda's execution role (arn:aws:iam::…:role/…), "
+                    "the identity Lambda checks when that function calls Invoke"
+                )
+            _check(_ROLE_ARN.match(self.ingestion_role_arn), "ingestion_role_arn",
+                   self.ingestion_role_arn, "an IAM role ARN")  # fmt: skip
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> ProcessingConfig:
+        """Build from a context lookup (`app.node.try_get_context`); None means default."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = get(field.name)
+            if raw is None:
+                continue
+            values[field.name] = _coerce(field.name, field.type, raw)
+        return cls(**values)
+
+    @classmethod
+    def defaults(cls) -> Mapping[str, Any]:
+        """Each context key and its default, in declaration order (for docs and tests)."""
+        return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _check(ok: object, key: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not {expected}")
+
+
+def _coerce(key: str, annotation: str, raw: Any) -> Any:
+    """Turn a context value (JSON from cdk.json, or text from `-c`) into the field's type."""
+    if annotation == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise ConfigError(f"{key}: {raw!r} is not true or false")
+    if annotation == "int":
+        if isinstance(raw, bool):
+            raise ConfigError(f"{key}: {raw!r} is not a whole number")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"\d+", raw.strip()):
+            return int(raw)
+        raise ConfigError(f"{key}: {raw!r} is not a whole number")
+    if annotation == "tuple[str, ...]":
+        if isinstance(raw, str):
+            items = [part.strip() for part in raw.split(",")]
+            return tuple(item for item in items if item)
+        if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+            return tuple(item.strip() for item in raw)
+        raise ConfigError(f"{key}: {raw!r} is not a list of strings")
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key}: {raw!r} is not a string")
+    value = raw.strip()
+    if annotation == "str | None" and value == "":
+        return None
+    return value

@@ -1,0 +1,116 @@
+"""The processing Lambda function with its role, log group, retries and dead-letter queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Acknowledgment, Annotations, Duration, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_app.bundling import bundled_code, unbundled_code
+
+# Amazon Linux 2023 (glibc 2.34, which current pyarrow and numpy wheels need). The
+# bundle is built for this version: cdk_app/bundling.py derives its pip target from it.
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12
+HANDLER = "runtime.handler.lambda_handler"
+
+# DESIGN §6: SSM Parameter Store has no compare-and-swap, so one invocation at a time.
+RESERVED_CONCURRENCY = 1
+# DESIGN §8: an asynchronous invocation that fails is run twice more, minutes apart.
+RETRY_ATTEMPTS = 2
+# With one invocation at a time, events that arrive while it runs wait in Lambda's
+# asynchronous queue as throttled retries; 6 hours (the most Lambda allows) keeps them
+# waiting instead of discarding them. An event that does expire goes to the
+# dead-letter queue like a failed one.
+MAX_EVENT_AGE = Duration.hours(6)
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+class ProcessingFunction(Construct):
+    """The function, its own log group, and where a failed event ends up."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        architecture: lambda_.Architecture,
+        memory_mb: int,
+        timeout: Duration,
+        environment: Mapping[str, str],
+        log_retention: logs.RetentionDays,
+        bundle: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention)
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DEAD_LETTER_RETENTION,
+        )
+        Validations.of(self.dead_letter_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter store: the function's "
+                "asynchronous on-failure destination. Its messages are redriven by hand "
+                "after a fix (docs/deploy.md), so it has no queue of its own behind it.",
+            )
+        )
+
+        # A role of its own, without AWSLambdaBasicExecutionRole (logs on every log
+        # group): the function writes only to its own log group, granted below.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Totesys processing Lambda: its log group, the buckets, the packet ids",
+        )
+
+        if bundle:
+            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture)
+        else:
+            code = unbundled_code()
+            Annotations.of(self).add_warning_v2(
+                "totesys:unbundled",
+                "bundle=false: the function's code is runtime/ without its dependencies; "
+                "fine for looking at the template, never deploy it",
+            )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description="Totesys processing: ingestion JSON lines to the Parquet star schema",
+            runtime=LAMBDA_RUNTIME,
+            handler=HANDLER,
+            code=code,
+            architecture=architecture,
+            memory_size=memory_mb,
+            timeout=timeout,
+            reserved_concurrent_executions=RESERVED_CONCURRENCY,
+            environment=dict(environment),
+            role=self.role,
+            log_group=self.log_group,
+            retry_attempts=RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.dead_letter_queue),
+        )
+        # CloudWatch Logs only; metrics travel inside the logs as embedded metric
+        # format, which CloudWatch extracts from the log group, so no
+        # cloudwatch:PutMetricData is granted.
+        self.log_group.grant_write(self.role)
+        Validations.of(self.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason=f"{LAMBDA_RUNTIME.name} on purpose: the bundle's wheels (pandas, "
+                "pyarrow, numpy) are built, trimmed and size-tested for this version; moving "
+                "to a newer Python is a change of LAMBDA_RUNTIME, proven by the bundling tests.",
+            )
+        )

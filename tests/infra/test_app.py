@@ -1,0 +1,23 @@
+"""app.py: the context reaches the stack, and the app synthesizes with cdk-nag attached."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Template
+
+from tests.infra.conftest import ROOT, build_stack
+
+
+def test_stack_name_and_context_reach_the_stack():
+    app, stack = build_stack({"stack_name": "TotesysProcessingStaging", "memory_mb": "2048"})
+    assert stack.stack_name == "TotesysProcessingStaging"
+    Template.from_stack(stack).has_resource_properties("AWS::Lambda::Function", {"MemorySize": 2048})
+
+
+def test_cdk_json_runs_app_py_and_sets_no_deployment_values():
+    cdk_json = json.loads((ROOT / "cdk.json").read_text())
+    assert cdk_json["app"] == "python3 app.py"
+    # Deployment values are documented context keys with defaults in cdk_app/config.py;
+    # cdk.json carries only CDK's feature flags, so there is one place for each default.
+    assert all(key.startswith("@aws-cdk") for key in cdk_json["context"])

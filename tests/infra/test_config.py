@@ -1,0 +1,72 @@
+"""Context → ProcessingConfig: defaults, `-c` text values, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdk_app.config import ConfigError, ProcessingConfig
+
+
+def _from(**context):
+    return ProcessingConfig.from_context(context.get)
+
+
+def test_defaults():
+    config = _from()
+    assert config == ProcessingConfig()
+    assert config.ssm_prefix == "/totesys/processing"
+    assert config.architecture == "arm64"
+    assert config.alarm_emails == ()
+    assert config.ingestion_bucket is None and config.processed_bucket is None
+    assert config.bundle is True
+
+
+def test_text_values_from_the_command_line_are_coerced():
+    config = _from(memory_mb="4096", timeout_seconds="900", bundle="false",
+                   alarm_emails="a@example.com, b@example.com", secret_name="")  # fmt: skip
+    assert config.memory_mb == 4096 and config.timeout_seconds == 900
+    assert config.bundle is False
+    assert config.alarm_emails == ("a@example.com", "b@example.com")
+    assert config.secret_name is None
+
+
+def test_json_values_from_cdk_json():
+    config = _from(memory_mb=2048, bundle=False, alarm_emails=["ops@example.com"])
+    assert (config.memory_mb, config.bundle, config.alarm_emails) == (2048, False, ("ops@example.com",))
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"memory_mb": "lots"}, "memory_mb: 'lots' is not a whole number"),
+        ({"memory_mb": 64}, "memory_mb: 64 is not between 128 and 10240"),
+        ({"timeout_seconds": 901}, "timeout_seconds: 901 is not between 1 and 900"),
+        ({"architecture": "arm"}, "architecture: 'arm' is not one of"),
+        ({"log_level": "LOUD"}, "log_level: 'LOUD'"),
+        ({"log_retention_days": 10}, "log_retention_days: 10 is not one of"),
+        ({"ssm_prefix": "totesys/processing"}, "ssm_prefix"),
+        ({"ssm_prefix": "/totesys/processing/"}, "ssm_prefix"),
+        ({"ingestion_bucket": "Not_A_Bucket"}, "ingestion_bucket"),
+        ({"ingestion_bucket": "same-bucket", "processed_bucket": "same-bucket"}, "different buckets"),
+        ({"alarm_emails": "ops@example.com,not-an-email"}, "alarm_emails: 'not-an-email'"),
+        ({"alarm_emails": "a@example.com,a@example.com"}, "names an address twice"),
+        ({"bundle": "maybe"}, "bundle: 'maybe' is not true or false"),
+        ({"ingestion_role_arn": "arn:aws:iam::123:role/x"}, "ingestion_role_arn"),
+        ({"ingestion_role_arn": "arn:aws:lambda:eu-west-2:123456789012:function:ingestion"}, "execution role"),
+        ({"secret_name": "arn:aws:secretsmanager:eu-west-2:1:secret:x"}, "secret_name"),
+        ({"stack_name": "9lives"}, "stack_name"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(context, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        _from(**context)
+
+
+def test_every_accepted_log_retention_maps_to_a_cloudwatch_value():
+    from aws_cdk import aws_logs as logs
+
+    from cdk_app.config import LOG_RETENTION_DAYS
+    from cdk_app.processing_stack import _retention
+
+    for days in LOG_RETENTION_DAYS:
+        assert isinstance(_retention(days), logs.RetentionDays)
