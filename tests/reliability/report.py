@@ -6,7 +6,8 @@ from collections import defaultdict
 
 # kind -> column -> count
 FAULTS: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-COLUMNS = ("call sites tried", "survived (SDK retries)", "failed typed, recovered", "rows lost", "rows duplicated")
+COLUMNS = ("call sites tried", "survived (SDK retries)", "failed typed, recovered", "rows lost", "rows duplicated",
+           "of which before the pending mark")
 NOTES: list[str] = []
 
 
