@@ -79,28 +79,40 @@ def parse_replay_claim(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def replay_commit_key(seq: int) -> str:
-    return f"{REPLAY_COMMITS}fact_sales_order_replay_{_positive(seq)}.json"
+_REPLAY_ID = re.compile(r"^[a-z0-9_]{1,80}$")
+
+
+def replay_id(value: int | str) -> str:
+    """A replay's name in keys: an operator's number, or after_{table}_packet_{k}."""
+    text = str(_positive(value)) if isinstance(value, int) else value
+    if not isinstance(text, str) or not _REPLAY_ID.match(text):
+        raise ValueError(f"not a replay id: {value!r}")
+    return text
+
+
+def replay_commit_key(replay: int | str) -> str:
+    return f"{REPLAY_COMMITS}fact_sales_order_replay_{replay_id(replay)}.json"
 
 
 def quarantine_prefix(output_table: str) -> str:
     return f"{QUARANTINE}{_output(output_table)}/"
 
 
-def replay_quarantine_key(output_table: str, seq: int) -> str:
+def replay_quarantine_key(output_table: str, replay: int | str) -> str:
     """Rows a replay could still not write, with their new reasons."""
-    return f"{quarantine_prefix(output_table)}{output_table}_from_replay_{_positive(seq)}_rejected.jsonl"
+    return f"{quarantine_prefix(output_table)}{output_table}_from_replay_{replay_id(replay)}_rejected.jsonl"
 
 
-def pending_key(seq: int) -> str:
-    """Zero-padded, so a listing returns pending records in arrival order."""
-    return f"{PENDING}{_positive(seq):012d}.json"
+def pending_key(seq: int, replay_after: bool = False) -> str:
+    """Zero-padded, so a listing returns pending records in arrival order. A replay
+    queued by the record `seq` itself sorts right after it, before seq + 1."""
+    return f"{PENDING}{_positive(seq):012d}{'_replay' if replay_after else ''}.json"
 
 
-_PENDING = re.compile(r"^_pending/(\d{12})\.json$")
+_PENDING = re.compile(r"^_pending/(\d{12})(_replay)?\.json$")
 
 
-def parse_pending_key(key: str) -> int | None:
-    """The sequence number of a pending record's key; None for anything else."""
+def parse_pending_key(key: str) -> tuple[int, bool] | None:
+    """(sequence number, whether it is a replay queued after that record), or None."""
     match = _PENDING.match(key)
-    return int(match.group(1)) if match else None
+    return (int(match.group(1)), bool(match.group(2))) if match else None

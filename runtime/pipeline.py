@@ -34,13 +34,15 @@ from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.state import empty
 from runtime.tables import SOURCES, consumed_parameter, produced_parameter
 from runtime.transform import STATE_INPUTS, Transformed, transform
+from runtime.validation import WAITS_FOR
 
 # An event may name a packet far ahead of the last one processed; the ones between are
 # caught up first. Past this many, the id is more likely a bug than a backlog.
 MAX_CATCH_UP = 1000
 
-# A pending record may ask for a replay of the quarantined facts (runtime.operations):
-# {"packets": [], "replay": N}, N claimed once and for all under _replays/.
+# A pending record may ask for a replay of the quarantined facts: {"packets": [],
+# "replay": id}. An operator's replay is numbered (claimed under _replays/); a dimension
+# packet that may complete waiting facts asks for one named after_{table}_packet_{k}.
 REPLAY = "replay"
 REPLAYED_TABLE = "fact_sales_order"
 
@@ -66,6 +68,7 @@ class CommitRecord:
     missing: bool = False  # passed over: no objects while a later packet existed
     skipped: dict | None = None  # passed over by an operator: reason, by (runtime.operations)
     replayed: tuple[str, ...] | None = None  # a replay's record: the quarantine files it took
+    replay_requested: bool = False  # a dimension packet that facts were waiting for
 
     def to_json(self) -> bytes:
         # No wall-clock time in here: a retry must produce the very same bytes.
@@ -84,6 +87,7 @@ class CommitRecord:
                 missing=raw["missing"],
                 skipped=raw.get("skipped"),
                 replayed=tuple(raw["replayed"]) if raw.get("replayed") is not None else None,
+                replay_requested=raw.get("replay_requested", False),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
@@ -137,6 +141,7 @@ class Pipeline:
         self._ids = packet_ids
         self._prefix = ssm_prefix
         self._metrics = metrics
+        self._current = ""  # the key of the pending record being processed
 
     # -- the invocation -------------------------------------------------------------
 
@@ -146,8 +151,7 @@ class Pipeline:
             logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
         earlier = self._pending_events()
         own = self._record_pending(event.packets, earlier, summary)
-        queue = earlier + ([own] if own else [])
-        if not queue:
+        if not earlier and own is None:
             logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
             return summary
         if earlier:
@@ -155,47 +159,50 @@ class Pipeline:
                 "finishing packets left pending by earlier invocations first",
                 extra={"pending": [str(r) for _, refs, _ in earlier for r in refs]},
             )
-        newest: dict[str, int] = {}
-        for _, refs, _ in queue:
-            for ref in refs:
-                newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
-        for seq, refs, replay in queue:
+        # Listed again after each record: processing may queue a replay of waiting facts.
+        while queue := self._pending_events():
+            newest: dict[str, int] = {}
+            for _, refs, _ in queue:
+                for ref in refs:
+                    newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
+            key, refs, replay = queue[0]
+            self._current = key
             for ref in refs:
                 self._process_through(ref.table, ref.id, newest[ref.table], summary)
             if replay is not None:
                 summary.failed_packet = f"replay:{replay}"
                 summary.outcomes.append(self._replay(replay))
-            self._store.delete(keys.pending_key(seq))
+            self._store.delete(key)
         summary.failed_packet = None
         return summary
 
-    def _pending_events(self) -> list[tuple[int, tuple[PacketRef, ...], int | None]]:
+    def _pending_events(self) -> list[tuple[str, tuple[PacketRef, ...], str | None]]:
         """What earlier invocations recorded and did not finish, in arrival order:
-        (sequence number, packets, the replay of quarantined facts asked for, if any)."""
+        (its key, packets, the replay of quarantined facts asked for, if any)."""
         pending = []
-        for key in self._store.list_keys(keys.PENDING):
-            seq = keys.parse_pending_key(key)
-            data = self._store.read(key) if seq is not None else None
+        for key in self._store.list_keys(keys.PENDING):  # key order is arrival order
+            parsed = keys.parse_pending_key(key)
+            data = self._store.read(key) if parsed is not None else None
             if data is None:
                 logger.warning("ignoring an unexpected object under _pending/", extra={"key": key})
                 continue
             try:
                 body = json.loads(data)
                 replay = body.pop(REPLAY, None)
-                if replay is not None and (type(replay) is not int or replay < 1):
-                    raise ValueError(f"replay must be a positive int, got {replay!r}")
+                if replay is not None:
+                    replay = keys.replay_id(replay)
                 refs = parse_event(body).packets
             except (ValueError, AttributeError, InvalidEventError) as exc:
                 raise CorruptRecordError(f"pending record {key} is unreadable: {exc}") from exc
-            pending.append((seq, refs, replay))
-        return sorted(pending)
+            pending.append((key, refs, replay))
+        return pending
 
     def _record_pending(
         self,
         refs: tuple[PacketRef, ...],
-        earlier: list[tuple[int, tuple[PacketRef, ...], int | None]],
+        earlier: list[tuple[str, tuple[PacketRef, ...], str | None]],
         summary: RunSummary,
-    ) -> tuple[int, tuple[PacketRef, ...], int | None] | None:
+    ) -> tuple[str, tuple[PacketRef, ...], str | None] | None:
         """Record the event's new packets as pending, in one object, before any work.
 
         One object per event, so a crash never leaves half an event recorded: the
@@ -220,10 +227,11 @@ class Pipeline:
                 todo.append(ref)
         if not todo:
             return None
-        seq = max((s for s, _, _ in earlier), default=0) + 1
+        seq = max((keys.parse_pending_key(k)[0] for k, _, _ in earlier), default=0) + 1
         body = json.dumps({"packets": [{"table": r.table, "id": r.id} for r in todo]}).encode()
-        self._store.put_if_absent(keys.pending_key(seq), body, {})
-        return seq, tuple(todo), None
+        key = keys.pending_key(seq)
+        self._store.put_if_absent(key, body, {})
+        return key, tuple(todo), None
 
     # -- one table, up to a packet ------------------------------------------------
 
@@ -298,8 +306,11 @@ class Pipeline:
         if result.state is not None:
             state = keys.state_key(table, packet_id)
             self._put(state, to_parquet(result.state), name, result.state.num_rows)
+        # New dimension rows may complete facts that were quarantined for want of them.
+        replay = bool(result.state is not None and result.outputs and self._facts_waiting())
         record = self._write(
-            CommitRecord(table, packet_id, state=state),
+            name,
+            CommitRecord(table, packet_id, state=state, replay_requested=replay),
             result,
             lambda output_table: keys.quarantine_key(output_table, table, packet_id),
             keys.commit_key(table, packet_id),
@@ -318,11 +329,10 @@ class Pipeline:
         return PacketOutcome(name, "committed", record.outputs, record.quarantine, result.reports)
 
     def _write(
-        self, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str
+        self, name: str, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str
     ) -> CommitRecord:
         """Steps 3 and 4: every output and quarantine object, then the commit record
         (`record` completed with them) that names them all."""
-        name = f"{record.table}:{record.packet}"
         outputs = []
         for out in result.outputs:
             n = self._ids.read_packet_id(produced_parameter(self._prefix, out.table)) + 1
@@ -342,12 +352,15 @@ class Pipeline:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
         for out in record.outputs:
             self._ids.write_packet_id(produced_parameter(self._prefix, out.table), out.packet)
+        if record.replay_requested:
+            # Before consumed: a retry of this step must still find it to do.
+            self._queue_replay(f"after_{record.table}_packet_{record.packet}")
         if record.replayed is None:  # a replay consumes quarantine files, not a packet
             self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
 
     # -- replaying quarantined facts ----------------------------------------------
 
-    def _replay(self, replay: int) -> PacketOutcome:
+    def _replay(self, replay: str) -> PacketOutcome:
         """Offer the quarantined facts again, against today's dimensions.
 
         Takes every live fact quarantine file (not taken by an earlier replay), feeds
@@ -369,6 +382,7 @@ class Pipeline:
             for line in (self._store.read(key) or b"").splitlines():
                 row = json.loads(line)
                 reasons = row.pop("_reasons", None)
+                row.pop(WAITS_FOR, None)
                 if reasons is None:
                     continue
                 lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
@@ -378,7 +392,8 @@ class Pipeline:
         blocks = (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
         result = transform(source, blocks, states, name)
         record = self._write(
-            CommitRecord(REPLAY, replay, replayed=tuple(taken)),
+            name,
+            CommitRecord(REPLAY, 0, replayed=tuple(taken)),
             result,
             lambda output_table: keys.replay_quarantine_key(output_table, replay),
             commit_key,
@@ -390,14 +405,31 @@ class Pipeline:
         )
         return self._count(name, record, result)
 
-    def _live_quarantine(self, replay: int) -> list[str]:
+    def _facts_waiting(self) -> bool:
+        """Whether a live fact quarantine file holds a row waiting for a dimension."""
+        return any(
+            f'"{WAITS_FOR}"'.encode() in (self._store.read(key) or b"") for key in self._live_quarantine(None)
+        )
+
+    def _queue_replay(self, replay: str) -> None:
+        """Queue a replay right after the pending record at hand (so it sees all of that
+        record's packets, and runs before any later record, whatever arrived meanwhile),
+        unless one is queued there already or this one ran."""
+        seq, _ = keys.parse_pending_key(self._current)
+        key = keys.pending_key(seq, replay_after=True)
+        if self._store.read(key) is not None or self._store.read(keys.replay_commit_key(replay)) is not None:
+            return
+        self._store.put_if_absent(key, json.dumps({"packets": [], REPLAY: replay}).encode(), {})
+        logger.info("facts wait for dimensions that just arrived: replay queued", extra={"replay": replay})
+
+    def _live_quarantine(self, replay: str | None) -> list[str]:
         """Fact quarantine files no earlier replay has taken, in key order; never this
         replay's own (a killed attempt may have written it already)."""
         taken = set()
         for key in self._store.list_keys(keys.REPLAY_COMMITS):
             record = CommitRecord.from_json(key, self._store.read(key) or b"")
             taken.update(record.replayed or ())
-        own = keys.replay_quarantine_key(REPLAYED_TABLE, replay)
+        own = keys.replay_quarantine_key(REPLAYED_TABLE, replay) if replay else None
         return [
             k for k in self._store.list_keys(keys.quarantine_prefix(REPLAYED_TABLE)) if k not in taken and k != own
         ]
@@ -438,7 +470,7 @@ class Pipeline:
 
 
 def request_replay(store: ProcessedStore) -> int:
-    """Ask for a replay of the quarantined facts; returns its number.
+    """Ask for a replay of the quarantined facts (an operator's); returns its number.
 
     The number is claimed with a conditional put under _replays/ (never reused), then
     a pending record asks for it, so the next invocation runs it in turn, after the
@@ -448,12 +480,17 @@ def request_replay(store: ProcessedStore) -> int:
     replay = max((n for n in claimed if n is not None), default=0) + 1
     while not _claim(store, keys.replay_claim_key(replay), {"replay": replay}):
         replay += 1
+    queue_replay(store, keys.replay_id(replay))
+    return replay
+
+
+def queue_replay(store: ProcessedStore, replay: str) -> None:
+    """A pending record asking for replay `replay`, after every record there is."""
     body = {"packets": [], REPLAY: replay}
     seqs = [keys.parse_pending_key(k) for k in store.list_keys(keys.PENDING)]
-    seq = max((s for s in seqs if s is not None), default=0) + 1
+    seq = max((s[0] for s in seqs if s is not None), default=0) + 1
     while not _claim(store, keys.pending_key(seq), body):
         seq += 1  # an invocation took that number meanwhile: take the next
-    return replay
 
 
 def _claim(store: ProcessedStore, key: str, body: dict) -> bool:

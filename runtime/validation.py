@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 LINE = "__line"  # the source line behind a row (see reading.py)
 UPDATED = "__updated"  # the latest last_updated of the source rows behind a row
+WAITS_FOR = "_waits_for"  # in a quarantined row: the dimensions it waits for
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 80
 
@@ -34,6 +35,9 @@ class Failure:
     examples: tuple[str, ...]
     # Per-line reasons, when they say more than the check (pyarrow's parse errors).
     row_reasons: tuple[str, ...] | None = None
+    # For a dangling reference: the dimension the row waits for. Such a row may pass
+    # once that dimension arrives (a replay re-offers it); others never will.
+    waits_for: str | None = None
 
     @property
     def count(self) -> int:
@@ -83,6 +87,7 @@ def referential(candidate: pa.Table, column: str, known: pa.Array, what: str) ->
         check=f"refers to a known {what}",
         lines=candidate[LINE].filter(bad).to_numpy(),
         examples=examples(candidate[column].filter(bad)),
+        waits_for=what,
     )
 
 
@@ -163,18 +168,22 @@ class TableReport:
 
 
 def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> bytes:
-    """One JSON line per rejected source line: its source row plus `_reasons`.
+    """One JSON line per rejected source line: its source row plus `_reasons` (and
+    `_waits_for`, the dimensions a dangling reference waits for).
 
     `source_lines(positions)` returns the exact source text of those lines. A line that
     is not a JSON object is kept as `{"_raw": text}`. Runs over rejected rows only.
     """
     reasons: dict[int, list[str]] = {}
+    waits: dict[int, list[str]] = {}
     for failure in failures:
         per_row = failure.row_reasons or (failure.describe(),) * failure.count
         for line, reason in zip(failure.lines.tolist(), per_row):
             reasons.setdefault(line, [])
             if reason not in reasons[line]:
                 reasons[line].append(reason)
+            if failure.waits_for and failure.waits_for not in waits.setdefault(line, []):
+                waits[line].append(failure.waits_for)
     positions = sorted(reasons)
     out = []
     for line, text in zip(positions, source_lines(positions)):
@@ -186,5 +195,7 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
         if not isinstance(row, dict):
             row = {"_raw": decoded}
         row["_reasons"] = reasons[line]
+        if waits.get(line):
+            row[WAITS_FOR] = waits[line]
         out.append(json.dumps(row, ensure_ascii=False, sort_keys=False))
     return ("\n".join(out) + "\n").encode("utf-8") if out else b""

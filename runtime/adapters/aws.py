@@ -8,9 +8,12 @@ from contextlib import contextmanager
 
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionError as BotoConnectionError,
+    FlexibleChecksumError,
     HTTPClientError,
+    IncompleteReadError,
 )
 
 from runtime.errors import StorageError, StorageUnavailableError
@@ -55,9 +58,14 @@ def translated(service: str, action: str) -> Iterator[None]:
         yield
     except (BotoConnectionError, HTTPClientError) as exc:
         raise StorageUnavailableError(f"{service} unreachable during {action}: {exc}") from exc
+    except (FlexibleChecksumError, IncompleteReadError) as exc:
+        # A body that arrived damaged or short: the next attempt may well be whole.
+        raise StorageUnavailableError(f"{service} sent a damaged response during {action}: {exc}") from exc
     except ClientError as exc:
         if is_transient(exc):
             raise StorageUnavailableError(
                 f"{service} kept failing during {action} after the SDK's retries: {exc}"
             ) from exc
         raise StorageError(f"{service} refused {action}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"{service} call failed during {action}: {exc}") from exc

@@ -21,7 +21,9 @@ def test_processor_keys():
     assert keys.quarantine_key("dim_staff", "department", 2) == (
         "_quarantine/dim_staff/dim_staff_from_department_packet_2_rejected.jsonl"
     )
-    assert keys.parse_pending_key(keys.pending_key(12)) == 12
+    assert keys.parse_pending_key(keys.pending_key(12)) == (12, False)
+    assert keys.parse_pending_key(keys.pending_key(12, replay_after=True)) == (12, True)
+    assert keys.pending_key(12) < keys.pending_key(12, replay_after=True) < keys.pending_key(13)
     assert keys.parse_pending_key("_pending/../x.json") is None
 
 

@@ -93,16 +93,24 @@ def test_an_older_dimension_row_than_the_state_is_not_emitted(h):
     assert h.consumed("staff") == 2
 
 
-def test_facts_arriving_before_their_dimensions_are_quarantined_then_dimensions_follow(h):
-    h.upload("sales_order", 1, [sales_order(1)])
+def test_facts_arriving_before_their_dimensions_are_written_once_the_dimensions_come(h):
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, units_sold=-1)])
     h.invoke("sales_order:1")
     assert h.output_keys("fact_sales_order") == []
-    [row] = h.quarantine("fact_sales_order", "sales_order:1")
-    assert len(row["_reasons"]) == 5 and row["sales_order_id"] == 1
-    h.invoke(*h.upload_dimensions())
-    h.upload("sales_order", 2, [sales_order(2)])
+    waiting, bad = h.quarantine("fact_sales_order", "sales_order:1")
+    assert len(waiting["_reasons"]) == 5 and waiting["sales_order_id"] == 1
+    assert sorted(waiting["_waits_for"]) == ["address", "counterparty", "currency", "design", "staff"]
+    summary = h.invoke(*h.upload_dimensions())
+    # One replay after the whole event, not one per dimension packet.
+    assert [o.packet for o in summary.outcomes][-1:] == ["replay:after_currency_packet_1"]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    # The negative quantity waits for nothing: no further replay is queued for it.
+    h.upload("staff", 2, [staff(2, 1, "Bo", "Ng", updated="2023-01-01T00:00:00")])
+    summary = h.invoke("staff:2")
+    assert [o.packet for o in summary.outcomes] == ["staff:2"]
+    h.upload("sales_order", 2, [sales_order(3)])
     h.invoke("sales_order:2")
-    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [2]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 3]
     h.check_invariants()
 
 
@@ -233,27 +241,24 @@ def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
     json.dumps(logged)  # one JSON line each
 
 
-def test_a_replay_writes_the_facts_whose_dimensions_arrived_and_keeps_the_rest(h):
+def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
     from runtime.pipeline import request_replay
 
     h.upload("sales_order", 1, [sales_order(1), sales_order(2, units_sold=-5), "broken"])
     h.invoke("sales_order:1")  # no dimensions yet: all three quarantined
-    assert h.output_keys("fact_sales_order") == []
-    h.invoke(*h.upload_dimensions())
-    request_replay(h.processed)
+    h.invoke(*h.upload_dimensions())  # their arrival replays the waiting fact by itself
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    assert request_replay(h.processed) == 1
     summary = h.invoke()
     assert [o.packet for o in summary.outcomes] == ["replay:1"]
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
-    assert h.output_numbers("dim_date") == [1]
     kept = [json.loads(l) for l in h.processed.read(keys.replay_quarantine_key("fact_sales_order", 1)).splitlines()]
     assert [r.get("sales_order_id", r.get("_raw")) for r in kept] == [2, "broken"]
-    assert kept[0]["_reasons"] == ["units_sold: greater_than_or_equal_to(0)"]
-    # A second replay takes only the first replay's quarantine: nothing is written twice.
+    assert kept[0]["_reasons"] == ["units_sold: greater_than_or_equal_to(0)"] and "_waits_for" not in kept[0]
+    # The next replay takes only the files no replay took: the rows are offered once each.
     assert request_replay(h.processed) == 2
-    summary = h.invoke()
-    assert [o.packet for o in summary.outcomes] == ["replay:2"]
-    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    assert [o.packet for o in h.invoke().outcomes] == ["replay:2"]
     second = json.loads(h.processed.read(keys.replay_commit_key(2)))
     assert second["replayed"] == [keys.replay_quarantine_key("fact_sales_order", 1)]
-    assert h.processed.read(keys.replay_quarantine_key("fact_sales_order", 2)).count(b"\n") == 2
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
     h.check_invariants()

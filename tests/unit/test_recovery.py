@@ -64,8 +64,10 @@ def reference():
 
 def test_the_undisturbed_run_is_what_the_semantics_say(reference):
     _, _, h = reference
-    # Order 3's staff waits for department 9 (it comes in E2): quarantined, the rest once.
-    assert sorted(order for order, _, _ in h.fact_versions()) == [1, 1, 2, 4, 5]
+    # Order 3's staff waits for department 9: quarantined in E1, written by the replay
+    # that department 9's arrival (E2) queues. Every version once.
+    assert sorted(order for order, _, _ in h.fact_versions()) == [1, 1, 2, 3, 4, 5]
+    assert h.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_address_packet_2")]
     assert set(h.fact_versions().values()) == {1}
     assert [r["sales_order_id"] for r in h.quarantine("fact_sales_order", "sales_order:1") if "_raw" not in r] == [3]
     assert h.output_numbers("dim_staff") == [1, 2, 3]
@@ -124,42 +126,32 @@ def test_a_kill_between_commit_record_and_ids_finishes_from_the_record(reference
     assert h.consumed("sales_order") == 2
 
 
-def _replay_scenario(h: Harness) -> None:
-    """Facts quarantined for want of dimensions, which then arrive."""
+def _replay_scenario(h: Harness) -> tuple[str, ...]:
+    """Facts quarantined for want of dimensions; returns the event that brings them."""
     h.upload("sales_order", 1, [sales_order(1), sales_order(2, staff_id=2), sales_order(3, units_sold=-1), "broken"])
     h.invoke("sales_order:1")
-    h.invoke(*h.upload_dimensions(staff=[staff(1, 1), staff(2, 1, "Deron", "Beier")]))
     h.upload("sales_order", 2, [sales_order(4)])
+    return tuple(h.upload_dimensions(staff=[staff(1, 1), staff(2, 1, "Deron", "Beier")]))
 
 
-def _replay_reference():
-    from runtime.pipeline import request_replay
-
-    h = Harness()
-    _replay_scenario(h)
-    request_replay(h.processed)
-    before = h.writes.count
-    h.invoke()
-    writes = h.writes.count - before
-    h.invoke("sales_order:2")
-    h.check_invariants()
-    return final_state(h), writes
-
-
-def test_a_replay_killed_after_any_write_then_another_event_then_the_retry():
-    from runtime.pipeline import request_replay
-
-    expected, writes = _replay_reference()
-    assert writes > 5
+def test_the_replay_the_dimensions_queue_killed_after_any_write_then_another_event_then_the_retry():
+    reference = Harness()
+    dimensions = _replay_scenario(reference)
+    before = reference.writes.count
+    reference.invoke(*dimensions)
+    writes = reference.writes.count - before
+    reference.invoke("sales_order:2")
+    reference.check_invariants()
+    assert sorted(o for o, _, _ in reference.fact_versions()) == [1, 2, 4]
+    assert reference.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_currency_packet_1")]
+    expected = final_state(reference)
     for kill_after in range(1, writes + 1):
         h = Harness()
         _replay_scenario(h)
-        request_replay(h.processed)
         h.writes.kill_after = h.writes.count + kill_after
         with pytest.raises(SimulatedKill):
-            h.invoke()
-        h.invoke("sales_order:2")  # the next event finishes the replay first
-        h.invoke()  # Lambda's retry of the killed invocation
+            h.invoke(*dimensions)
+        h.invoke("sales_order:2")  # the next event finishes the killed one, replay included
+        h.invoke(*dimensions)  # Lambda's retry of the killed invocation
         h.check_invariants()
         assert final_state(h) == expected, f"kill after write {kill_after}"
-        assert sorted(o for o, _, _ in h.fact_versions()) == [1, 2, 4]

@@ -245,6 +245,8 @@ def test_a_bad_fact_is_quarantined_as_its_source_row_with_the_reason(override, r
     [line] = result.quarantine["fact_sales_order"].decode().splitlines()
     quarantined = json.loads(line)
     assert quarantined.pop("_reasons") == reason.split("|")
+    waits = quarantined.pop("_waits_for", None)
+    assert waits == ([reason.split(": refers to a known ")[1]] if "refers to" in reason else None)
     assert quarantined == bad
 
 
