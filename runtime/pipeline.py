@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from runtime import keys
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
@@ -33,12 +34,22 @@ from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.state import empty
 from runtime.tables import SOURCES, consumed_parameter, produced_parameter
+from runtime.star import ARROW_SCHEMAS
 from runtime.transform import STATE_INPUTS, Transformed, transform
 from runtime.validation import WAITS_FOR
 
 # An event may name a packet far ahead of the last one processed; the ones between are
 # caught up first. Past this many, the id is more likely a bug than a backlog.
 MAX_CATCH_UP = 1000
+
+# Which dimension a fact waits for, by the output table whose rows bring it.
+WAITED_FOR = {
+    "dim_staff": "staff",
+    "dim_counterparty": "counterparty",
+    "dim_currency": "currency",
+    "dim_design": "design",
+    "dim_location": "address",
+}
 
 # A pending record may ask for a replay of the quarantined facts: {"packets": [],
 # "replay": id}. An operator's replay is numbered (claimed under _replays/); a dimension
@@ -307,7 +318,7 @@ class Pipeline:
             state = keys.state_key(table, packet_id)
             self._put(state, to_parquet(result.state), name, result.state.num_rows)
         # New dimension rows may complete facts that were quarantined for want of them.
-        replay = bool(result.state is not None and result.outputs and self._facts_waiting())
+        replay = result.state is not None and self._facts_waiting_for(result)
         record = self._write(
             name,
             CommitRecord(table, packet_id, state=state, replay_requested=replay),
@@ -405,11 +416,27 @@ class Pipeline:
         )
         return self._count(name, record, result)
 
-    def _facts_waiting(self) -> bool:
-        """Whether a live fact quarantine file holds a row waiting for a dimension."""
-        return any(
-            f'"{WAITS_FOR}"'.encode() in (self._store.read(key) or b"") for key in self._live_quarantine(None)
-        )
+    def _facts_waiting_for(self, result: Transformed) -> bool:
+        """Whether a live quarantined fact waits for a dimension row this packet emits.
+
+        Only then is a replay worth it: facts waiting for a key that never comes are
+        not re-offered at every dimension packet. Reads rejected rows only.
+        """
+        emitted = set()
+        for out in result.outputs:
+            if out.table in WAITED_FOR:
+                key = pq.read_table(io.BytesIO(out.body), columns=[ARROW_SCHEMAS[out.table].names[0]])
+                emitted |= {(WAITED_FOR[out.table], k) for k in key.column(0).to_pylist()}
+        if not emitted:
+            return False
+        marker = f'"{WAITS_FOR}"'.encode()
+        for file_key in self._live_quarantine(None):
+            for line in (self._store.read(file_key) or b"").splitlines():
+                if marker in line:
+                    waits = json.loads(line)[WAITS_FOR]
+                    if any((dimension, key) in emitted for dimension, key in waits.items()):
+                        return True
+        return False
 
     def _queue_replay(self, replay: str) -> None:
         """Queue a replay right after the pending record at hand (so it sees all of that

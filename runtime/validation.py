@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 LINE = "__line"  # the source line behind a row (see reading.py)
 UPDATED = "__updated"  # the latest last_updated of the source rows behind a row
-WAITS_FOR = "_waits_for"  # in a quarantined row: the dimensions it waits for
+WAITS_FOR = "_waits_for"  # in a quarantined row: {dimension: the key it waits for}
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 80
 
@@ -38,6 +38,7 @@ class Failure:
     # For a dangling reference: the dimension the row waits for. Such a row may pass
     # once that dimension arrives (a replay re-offers it); others never will.
     waits_for: str | None = None
+    keys: tuple | None = None  # with waits_for: the missing key of each failing row
 
     @property
     def count(self) -> int:
@@ -88,6 +89,7 @@ def referential(candidate: pa.Table, column: str, known: pa.Array, what: str) ->
         lines=candidate[LINE].filter(bad).to_numpy(),
         examples=examples(candidate[column].filter(bad)),
         waits_for=what,
+        keys=tuple(candidate[column].filter(bad).to_pylist()),
     )
 
 
@@ -175,15 +177,16 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
     is not a JSON object is kept as `{"_raw": text}`. Runs over rejected rows only.
     """
     reasons: dict[int, list[str]] = {}
-    waits: dict[int, list[str]] = {}
+    waits: dict[int, dict[str, object]] = {}
     for failure in failures:
         per_row = failure.row_reasons or (failure.describe(),) * failure.count
         for line, reason in zip(failure.lines.tolist(), per_row):
             reasons.setdefault(line, [])
             if reason not in reasons[line]:
                 reasons[line].append(reason)
-            if failure.waits_for and failure.waits_for not in waits.setdefault(line, []):
-                waits[line].append(failure.waits_for)
+        if failure.waits_for:
+            for line, key in zip(failure.lines.tolist(), failure.keys):
+                waits.setdefault(line, {})[failure.waits_for] = key
     positions = sorted(reasons)
     out = []
     for line, text in zip(positions, source_lines(positions)):

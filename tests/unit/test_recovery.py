@@ -67,7 +67,7 @@ def test_the_undisturbed_run_is_what_the_semantics_say(reference):
     # Order 3's staff waits for department 9: quarantined in E1, written by the replay
     # that department 9's arrival (E2) queues. Every version once.
     assert sorted(order for order, _, _ in h.fact_versions()) == [1, 1, 2, 3, 4, 5]
-    assert h.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_address_packet_2")]
+    assert h.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_department_packet_2")]
     assert set(h.fact_versions().values()) == {1}
     assert [r["sales_order_id"] for r in h.quarantine("fact_sales_order", "sales_order:1") if "_raw" not in r] == [3]
     assert h.output_numbers("dim_staff") == [1, 2, 3]

@@ -246,7 +246,10 @@ def test_a_bad_fact_is_quarantined_as_its_source_row_with_the_reason(override, r
     quarantined = json.loads(line)
     assert quarantined.pop("_reasons") == reason.split("|")
     waits = quarantined.pop("_waits_for", None)
-    assert waits == ([reason.split(": refers to a known ")[1]] if "refers to" in reason else None)
+    if "refers to" in reason:
+        assert waits == {reason.split(": refers to a known ")[1]: 99}
+    else:
+        assert waits is None
     assert quarantined == bad
 
 
