@@ -20,10 +20,13 @@ from runtime.errors import StorageError, StorageUnavailableError
 
 # The SDK retries throttling, 5xx and connection errors itself (standard mode, with
 # backoff); what still fails after that is raised and Lambda's async retry takes over.
+# max_attempts counts the retries after the first call: 6 attempts in all. A read
+# timeout applies to each socket read, not a whole transfer; 20 s x 6 attempts stays
+# well inside the function's timeout, so a hung endpoint ends as a typed error.
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
     connect_timeout=5,
-    read_timeout=60,
+    read_timeout=20,
 )
 
 _TRANSIENT_CODES = frozenset(
