@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,7 +50,3 @@ class Settings:
         if problems:
             raise ConfigError("bad configuration: " + "; ".join(problems))
         return cls(ingestion, processed, prefix, level)
-
-    @property
-    def log_level_number(self) -> int:
-        return logging.getLevelName(self.log_level)
