@@ -58,8 +58,7 @@ def lambda_handler(event: Any, context: Any) -> dict:
         named = [str(p) for p in parsed.packets + parsed.ignored]
         logger.append_keys(packets=named)
         pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics)
-        summary = pipeline.run(parsed)
-        return _summary(summary, named, started, None)
+        pipeline.run(parsed, summary)  # filled in as it goes: still there if it raises
     except Exception as exc:
         error = exc
         failed_table = (summary.failed_packet or "event:0").split(":")[0]
@@ -73,6 +72,7 @@ def lambda_handler(event: Any, context: Any) -> dict:
             logger.error("invocation summary", extra={"summary": line}, exc_info=error)
         metrics.flush()
         logger.remove_keys(["packets"])
+    return line
 
 
 def _summary(summary: RunSummary, named: list[str], started: float, error: BaseException | None) -> dict:

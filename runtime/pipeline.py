@@ -156,13 +156,16 @@ class Pipeline:
 
     # -- the invocation -------------------------------------------------------------
 
-    def run(self, event: Event) -> RunSummary:
-        summary = RunSummary(ignored=[str(r) for r in event.ignored])
+    def run(self, event: Event, summary: RunSummary | None = None) -> RunSummary:
+        """Process the event (and what earlier invocations left pending). `summary` is
+        filled in as it goes, so a caller holding it still has it when this raises."""
+        summary = summary if summary is not None else RunSummary()
+        summary.ignored = [str(r) for r in event.ignored]
         for ref in event.ignored:
             logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
         earlier = self._pending_events()
-        own = self._record_pending(event.packets, earlier, summary)
-        if not earlier and own is None:
+        recorded = self._record_pending(event.packets, earlier, summary)
+        if not earlier and not recorded:
             logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
             return summary
         if earlier:
@@ -213,8 +216,9 @@ class Pipeline:
         refs: tuple[PacketRef, ...],
         earlier: list[tuple[str, tuple[PacketRef, ...], str | None]],
         summary: RunSummary,
-    ) -> tuple[str, tuple[PacketRef, ...], str | None] | None:
-        """Record the event's new packets as pending, in one object, before any work.
+    ) -> bool:
+        """Record the event's new packets as pending, in one object, before any work;
+        False when none is new (all processed already, or pending already).
 
         One object per event, so a crash never leaves half an event recorded: the
         order packets will be processed in is fixed the moment it is written.
@@ -237,12 +241,11 @@ class Pipeline:
             elif ref not in already_pending:
                 todo.append(ref)
         if not todo:
-            return None
+            return False
         seq = max((keys.parse_pending_key(k)[0] for k, _, _ in earlier), default=0) + 1
         body = json.dumps({"packets": [{"table": r.table, "id": r.id} for r in todo]}).encode()
-        key = keys.pending_key(seq)
-        self._store.put_if_absent(key, body, {})
-        return key, tuple(todo), None
+        self._store.put_if_absent(keys.pending_key(seq), body, {})
+        return True
 
     # -- one table, up to a packet ------------------------------------------------
 

@@ -222,14 +222,14 @@ def parse_objects(source: t.SourceTable, objects: list[tuple[str, bytes]]) -> Pa
 def concat(source: t.SourceTable, parts: list[ParsedPacket]) -> ParsedPacket:
     """Several parsed blocks as one packet."""
     if not parts:
-        return ParsedPacket(_empty_rows(source), PacketText(()), ())
+        return ParsedPacket(_empty_rows(coerced_schema(source)), PacketText(()), ())
     rows = pa.concat_tables([p.rows for p in parts])
     blocks = tuple(b for p in parts for b in (p.text.blocks if isinstance(p.text, PacketText) else (p.text,)))
     return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures))
 
 
-def _empty_rows(source: t.SourceTable) -> pa.Table:
-    return coerced_schema(source).append(pa.field(LINE, pa.int64())).empty_table()
+def _empty_rows(schema: pa.Schema) -> pa.Table:
+    return schema.append(pa.field(LINE, pa.int64())).empty_table()
 
 
 def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
@@ -244,7 +244,7 @@ def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
         starts, ends = block._bounds
         candidates = np.flatnonzero(ends - starts > 0)  # empty lines are no rows
         pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
-    raw = pa.concat_tables(pieces) if pieces else read_schema(source).append(pa.field(LINE, pa.int64())).empty_table()
+    raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
     failures = [_broken_failure(block, broken)] if broken else []
     rows, coercion_failures = coerce(source, raw)
     return ParsedPacket(rows, block, tuple(failures + coercion_failures))

@@ -182,16 +182,36 @@ def import_time(repeat: int) -> float:
     return statistics.median(times)
 
 
+def profile(rows: int) -> int:
+    """Where the time of our path goes, function by function (internal time)."""
+    import cProfile
+    import pstats
+
+    source = packet(rows)
+    with tempfile.TemporaryDirectory(dir=CACHE) as work:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        wall, _ = _ours(source, Path(work))
+        profiler.disable()
+    print(f"{rows:,} rows in {wall:.2f} s (under the profiler, setup included below)")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the processing path")
     parser.add_argument("--sizes", default="100000,1000000,5000000", help="sales_order rows per packet")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (medians are shown)")
+    parser.add_argument("--profile", type=int, metavar="ROWS",
+                        help="instead: profile our path on a packet of ROWS rows (cProfile, top functions)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:
         print(json.dumps(measure(args.measure, args.rows)))
         return 0
+    if args.profile:
+        return profile(args.profile)
 
     sizes = [int(s) for s in args.sizes.split(",")]
     reference = 1_000_000 if 1_000_000 in sizes else sizes[len(sizes) // 2]

@@ -165,3 +165,21 @@ def test_the_summary_line_and_metrics_are_logged(aws, capsys):
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TotesysProcessing" for m in emf)
     [facts] = [m for m in emf if m["table"] == "fact_sales_order"]
     assert facts["RowsWritten"] == 11175
+
+
+def test_a_failed_invocation_names_its_packet_in_the_summary_and_the_metric(aws, capsys):
+    from runtime.errors import MissingPacketError
+
+    upload_packet(aws.s3, aws.names.ingestion_bucket, "currency", 1, fixture_lines("currency"))
+    log = io.StringIO()
+    previous = logger.registered_handler.setStream(log)
+    try:
+        with pytest.raises(MissingPacketError):
+            lambda_handler({"packets": [{"table": "currency", "id": 1}, {"table": "staff", "id": 1}]}, None)
+    finally:
+        logger.registered_handler.setStream(previous)
+    [summary] = [json.loads(l)["summary"] for l in log.getvalue().splitlines() if "invocation summary" in l]
+    assert summary["status"] == "failed" and summary["failed_packet"] == "staff:1"
+    assert summary["packets_processed"] == ["currency:1"] and summary["error"].startswith("MissingPacketError")
+    emf = [json.loads(l) for l in capsys.readouterr().out.splitlines() if '"_aws"' in l]
+    assert [m["table"] for m in emf if "ProcessingFailed" in m] == ["staff"]
