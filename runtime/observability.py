@@ -27,7 +27,19 @@ ROWS_WRITTEN = "RowsWritten"
 ROWS_REJECTED = "RowsRejected"
 PACKET_GAP = "PacketGap"
 PROCESSING_FAILED = "ProcessingFailed"
-METRIC_NAMES = (PACKETS_PROCESSED, ROWS_WRITTEN, ROWS_REJECTED, PACKET_GAP, PROCESSING_FAILED)
+LATE_PACKET = "LatePacket"  # objects of a packet that was passed over have appeared
+SCHEMA_DRIFT = "SchemaDrift"  # a source packet's columns differ from the declaration
+SILENT_MUTATION = "SilentMutation"  # a fact version already written came back changed
+METRIC_NAMES = (
+    PACKETS_PROCESSED,
+    ROWS_WRITTEN,
+    ROWS_REJECTED,
+    PACKET_GAP,
+    LATE_PACKET,
+    SCHEMA_DRIFT,
+    SILENT_MUTATION,
+    PROCESSING_FAILED,
+)
 
 logger = Logger(service=SERVICE, use_rfc3339=True)
 
