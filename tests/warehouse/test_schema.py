@@ -1,0 +1,134 @@
+"""warehouse/schema.sql against what the processor writes: every output table's Parquet
+schema (as the runtime declares it) has exactly the DDL's columns, types and NOT NULL,
+and the DDL holds all eleven tables with the keys of DESIGN §4 and §4b.
+
+The DDL is read back from PostgreSQL's catalog after running it, so what is compared
+is what the warehouse really holds, not a parse of the text.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from runtime.star import ARROW_SCHEMAS
+from runtime.tables import OUTPUT_TABLES
+from sandbox.warehouse import warehouse_tables
+
+ALL_ELEVEN = {
+    "dim_date", "dim_staff", "dim_location", "dim_currency", "dim_design", "dim_counterparty",
+    "fact_sales_order", "fact_purchase_order", "fact_payment", "dim_transaction", "dim_payment_type",
+}
+RECORD_IDS = {
+    "fact_sales_order": "sales_record_id",
+    "fact_purchase_order": "purchase_record_id",
+    "fact_payment": "payment_record_id",
+}
+
+
+def ddl_columns(conn, table: str) -> dict[str, pa.Field]:
+    """The table's columns as the Arrow fields they must be written with (DESIGN §4's
+    type mapping), SERIAL record ids left out."""
+    fields = {}
+    for name, data_type, precision, scale, time_precision, nullable, default in conn.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale, datetime_precision,"
+        " is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ):
+        if (default or "").startswith("nextval("):
+            continue
+        arrow = {
+            "integer": pa.int32(),
+            "numeric": pa.decimal128(precision, scale) if precision is not None else None,
+            "date": pa.date32(),
+            "time without time zone": pa.time64("us") if time_precision == 6 else None,
+            "character varying": pa.string(),
+            "boolean": pa.bool_(),
+        }.get(data_type)
+        assert arrow is not None, f"{table}.{name}: {data_type} has no Parquet type in DESIGN §4"
+        fields[name] = pa.field(name, arrow, nullable=nullable == "YES")
+    return fields
+
+
+def test_the_ddl_holds_all_eleven_tables(warehouse):
+    assert set(warehouse_tables(warehouse)) == ALL_ELEVEN
+
+
+@pytest.mark.parametrize("table", OUTPUT_TABLES)
+def test_each_declared_output_table_matches_the_ddl(warehouse, table):
+    """Iterates what the runtime declares, so a table the runtime adds is covered."""
+    written = {f.name: f for f in ARROW_SCHEMAS[table]}
+    expected = ddl_columns(warehouse, table)
+    assert sorted(written) == sorted(expected), f"{table}: column names differ"
+    for name, field in written.items():
+        assert field.type == expected[name].type, f"{table}.{name}: Parquet {field.type}, DDL {expected[name].type}"
+        assert field.nullable == expected[name].nullable, (
+            f"{table}.{name}: Parquet nullable={field.nullable}, DDL nullable={expected[name].nullable}"
+        )
+
+
+def test_every_declared_output_table_is_in_the_ddl():
+    assert set(OUTPUT_TABLES) <= ALL_ELEVEN and set(ARROW_SCHEMAS) == set(OUTPUT_TABLES)
+
+
+def test_the_record_ids_are_the_warehouses_serials(warehouse):
+    serials = dict(warehouse.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND column_default LIKE 'nextval(%%'"
+    ).fetchall())
+    assert serials == RECORD_IDS
+    tables = warehouse_tables(warehouse)
+    for fact, record_id in RECORD_IDS.items():
+        assert tables[fact].primary_key == (record_id,) and not tables[fact].upserted
+
+
+def test_dimension_keys_and_every_foreign_key_of_the_contract(warehouse):
+    tables = warehouse_tables(warehouse)
+    dimensions = {t: d.primary_key for t, d in tables.items() if d.upserted}
+    assert dimensions == {
+        "dim_date": ("date_id",), "dim_staff": ("staff_id",), "dim_location": ("location_id",),
+        "dim_currency": ("currency_id",), "dim_design": ("design_id",),
+        "dim_counterparty": ("counterparty_id",), "dim_transaction": ("transaction_id",),
+        "dim_payment_type": ("payment_type_id",),
+    }
+    foreign_keys = set(warehouse.execute(
+        "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text, r.attname"
+        " FROM pg_constraint c"
+        " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]"
+        " JOIN pg_attribute r ON r.attrelid = c.confrelid AND r.attnum = c.confkey[1]"
+        " WHERE c.contype = 'f'"
+    ).fetchall())
+    dates = ("created_date", "last_updated_date")
+    assert foreign_keys == {
+        *{("fact_sales_order", c, "dim_date", "date_id")
+          for c in (*dates, "agreed_payment_date", "agreed_delivery_date")},
+        ("fact_sales_order", "sales_staff_id", "dim_staff", "staff_id"),
+        ("fact_sales_order", "counterparty_id", "dim_counterparty", "counterparty_id"),
+        ("fact_sales_order", "currency_id", "dim_currency", "currency_id"),
+        ("fact_sales_order", "design_id", "dim_design", "design_id"),
+        ("fact_sales_order", "agreed_delivery_location_id", "dim_location", "location_id"),
+        *{("fact_purchase_order", c, "dim_date", "date_id")
+          for c in (*dates, "agreed_payment_date", "agreed_delivery_date")},
+        ("fact_purchase_order", "staff_id", "dim_staff", "staff_id"),
+        ("fact_purchase_order", "counterparty_id", "dim_counterparty", "counterparty_id"),
+        ("fact_purchase_order", "currency_id", "dim_currency", "currency_id"),
+        ("fact_purchase_order", "agreed_delivery_location_id", "dim_location", "location_id"),
+        *{("fact_payment", c, "dim_date", "date_id") for c in (*dates, "payment_date")},
+        ("fact_payment", "transaction_id", "dim_transaction", "transaction_id"),
+        ("fact_payment", "counterparty_id", "dim_counterparty", "counterparty_id"),
+        ("fact_payment", "currency_id", "dim_currency", "currency_id"),
+        ("fact_payment", "payment_type_id", "dim_payment_type", "payment_type_id"),
+    }
+    # Dimensions before the facts that refer to them, dim_date among them.
+    order = list(tables)
+    assert max(order.index(t) for t in dimensions) < min(order.index(f) for f in RECORD_IDS)
+
+
+@pytest.mark.parametrize("sales, purchase", [(None, None), (1, 2)])
+def test_a_transaction_names_exactly_one_order(warehouse, sales, purchase):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        warehouse.execute(
+            "INSERT INTO dim_transaction VALUES (1, 'SALE', %s, %s)", (sales, purchase)
+        )
