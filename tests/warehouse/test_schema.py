@@ -9,12 +9,12 @@ is what the warehouse really holds, not a parse of the text.
 from __future__ import annotations
 
 import psycopg
-import pyarrow as pa
 import pytest
 
 from runtime.star import ARROW_SCHEMAS
 from runtime.tables import OUTPUT_TABLES
 from sandbox.warehouse import warehouse_tables
+from tests.warehouse.ddl import ddl_columns
 
 ALL_ELEVEN = {
     "dim_date", "dim_staff", "dim_location", "dim_currency", "dim_design", "dim_counterparty",
@@ -25,31 +25,6 @@ RECORD_IDS = {
     "fact_purchase_order": "purchase_record_id",
     "fact_payment": "payment_record_id",
 }
-
-
-def ddl_columns(conn, table: str) -> dict[str, pa.Field]:
-    """The table's columns as the Arrow fields they must be written with (DESIGN §4's
-    type mapping), SERIAL record ids left out."""
-    fields = {}
-    for name, data_type, precision, scale, time_precision, nullable, default in conn.execute(
-        "SELECT column_name, data_type, numeric_precision, numeric_scale, datetime_precision,"
-        " is_nullable, column_default FROM information_schema.columns"
-        " WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
-        (table,),
-    ):
-        if (default or "").startswith("nextval("):
-            continue
-        arrow = {
-            "integer": pa.int32(),
-            "numeric": pa.decimal128(precision, scale) if precision is not None else None,
-            "date": pa.date32(),
-            "time without time zone": pa.time64("us") if time_precision == 6 else None,
-            "character varying": pa.string(),
-            "boolean": pa.bool_(),
-        }.get(data_type)
-        assert arrow is not None, f"{table}.{name}: {data_type} has no Parquet type in DESIGN §4"
-        fields[name] = pa.field(name, arrow, nullable=nullable == "YES")
-    return fields
 
 
 def test_the_ddl_holds_all_eleven_tables(warehouse):
