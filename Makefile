@@ -63,4 +63,4 @@ reliability: $(STAMP)
 ## answered per star (warehouse/questions/)
 .PHONY: warehouse
 warehouse: run
-	$(PY) -m sandbox.warehouse out
+	$(PY) -m sandbox.analysts out

@@ -17,17 +17,15 @@ What a loader must do with this processor's output, and what this one does:
   appended. Both are derived from warehouse/schema.sql through the catalog.
 - Prefixes starting with `_` are the processor's own (§8) and are ignored.
 
-`python -m sandbox.warehouse DIR` loads a downloaded copy of the bucket (`make run`
-leaves one in out/) into a throwaway cluster and prints the analysts' answers.
+`make warehouse` (sandbox/analysts.py) loads `make run`'s out/ into a throwaway
+cluster with this loader and prints the analysts' answers.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +39,6 @@ from runtime.ports import ProcessedStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_SQL = ROOT / "warehouse" / "schema.sql"
-QUESTIONS_DIR = ROOT / "warehouse" / "questions"
 
 _OUTPUT_KEY = re.compile(
     r"^(?P<table>[a-z_]+)/(?P=table)_packet_(?P<n>[1-9][0-9]*)_processed_\d{8}T\d{6}\.\d{6}Z\.parquet$"
@@ -85,7 +82,7 @@ class WarehouseTable:
     @property
     def upserted(self) -> bool:
         """A dimension: its key is written, so a newer row replaces the older one."""
-        return set(self.primary_key) <= set(self.columns)
+        return bool(self.primary_key) and set(self.primary_key) <= set(self.columns)
 
 
 @dataclass(frozen=True)
@@ -293,80 +290,3 @@ def _copy_in(conn: psycopg.Connection, table: WarehouseTable, csv: bytes) -> int
             + action
         )
     return copied
-
-
-# The analysts' questions -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Question:
-    star: str
-    title: str
-    file: str
-    fact: str  # the fact table it reads; it has an answer once the processor writes it
-
-    @property
-    def sql(self) -> str:
-        return (QUESTIONS_DIR / self.file).read_text()
-
-
-QUESTIONS: tuple[Question, ...] = (
-    Question("Sales", "sales per currency per month", "sales_per_currency_per_month.sql", "fact_sales_order"),
-    Question("Purchases", "purchase spend per counterparty", "purchase_spend_per_counterparty.sql", "fact_purchase_order"),
-    Question("Payments", "payments paid vs unpaid per payment type", "payments_paid_vs_unpaid_per_payment_type.sql", "fact_payment"),
-)
-
-
-def answer(conn: psycopg.Connection, question: Question) -> tuple[list[str], list[tuple]]:
-    """(column names, rows) of a question's SQL."""
-    cur = conn.execute(question.sql)
-    return [c.name for c in cur.description], cur.fetchall()
-
-
-def render(columns: list[str], rows: list[tuple], limit: int | None = None) -> str:
-    """A plain text table, right-aligned numbers, for the terminal and the notes."""
-    shown = rows if limit is None else rows[:limit]
-    cells = [columns] + [["" if v is None else str(v) for v in row] for row in shown]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    numeric = [all(isinstance(r[i], (int, float)) or type(r[i]).__name__ == "Decimal" for r in shown) for i in range(len(columns))]
-    lines = [
-        "  ".join(c.rjust(w) if numeric[i] and k else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-        for k, r in enumerate(cells)
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    if limit is not None and len(rows) > limit:
-        lines.append(f"... {len(rows) - limit} more rows")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from sandbox.local_store import LocalDirectory
-    from sandbox.postgres import throwaway_cluster
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, nargs="?", default=ROOT / "out",
-                        help="a downloaded copy of the processed bucket (make run leaves one in out/)")
-    parser.add_argument("--rows", type=int, default=40, help="show at most this many rows per answer")
-    args = parser.parse_args(argv)
-    if not args.directory.is_dir():
-        print(f"{args.directory} is not a directory: run `make run` first", file=sys.stderr)
-        return 2
-    with throwaway_cluster() as conninfo, psycopg.connect(conninfo, autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        print(f"throwaway PostgreSQL {version}; warehouse/schema.sql; loading {args.directory}")
-        create_warehouse(conn)
-        report = load(conn, LocalDirectory(args.directory))
-        print(f"    {'table':<22}{'packets':>8}{'rows loaded':>13}{'rows in table':>15}")
-        for table in warehouse_tables(conn):
-            packets = [p for p in report.loaded if p.table == table]
-            count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
-            print(f"    {table:<22}{len(packets):>8}{sum(p.rows for p in packets):>13,}{count:>15,}")
-        for question in QUESTIONS:
-            columns, rows = answer(conn, question)
-            print(f"\n{question.star} star: {question.title} (warehouse/questions/{question.file})")
-            print(render(columns, rows, args.rows) if rows else f"    no rows: {question.fact} is empty")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

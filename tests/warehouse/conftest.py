@@ -26,7 +26,7 @@ from sandbox.emulator import moto_server
 from sandbox.local_store import LocalDirectory
 from sandbox.postgres import throwaway_cluster
 from sandbox.seed import LocalStack, create_resources
-from sandbox.warehouse import create_warehouse
+from sandbox.warehouse import create_warehouse, load
 
 _databases = itertools.count(1)
 
@@ -38,17 +38,25 @@ def postgres():
         yield conninfo
 
 
+@contextlib.contextmanager
+def _database(postgres: str, template: str = "template0"):
+    name = f"warehouse_{next(_databases)}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    conninfo = postgres.replace("dbname=postgres", f"dbname={name}")
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            yield conn
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def empty_database(postgres):
     """An autocommit connection to a new, empty database."""
-    name = f"warehouse_{next(_databases)}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0")
-    conninfo = postgres.replace("dbname=postgres", f"dbname={name}")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with _database(postgres) as conn:
         yield conn
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -58,13 +66,36 @@ def warehouse(empty_database):
     return empty_database
 
 
+@pytest.fixture(scope="session")
+def _loaded_template(postgres, fixture_run):
+    """The fixture run loaded once; tests that only read it get a copy."""
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute("CREATE DATABASE fixture_run_loaded TEMPLATE template0")
+    with psycopg.connect(postgres.replace("dbname=postgres", "dbname=fixture_run_loaded"), autocommit=True) as conn:
+        create_warehouse(conn)
+        load(conn, fixture_run.store, fixture_run.produced_or_zero)
+    return "fixture_run_loaded"
+
+
+@pytest.fixture
+def loaded_warehouse(postgres, _loaded_template):
+    """A new database holding the whole fixture run, loaded (a copy of one load)."""
+    with _database(postgres, template=_loaded_template) as conn:
+        yield conn
+
+
 @dataclass(frozen=True)
 class FixtureRun:
     """The processed bucket after `make run`'s events, and the produced ids in SSM."""
 
-    store: S3Bucket  # the bucket itself, through the ProcessedStore port
+    s3: S3Bucket  # the bucket itself, through the ProcessedStore port
     produced: dict[str, int]  # OUTPUT_TABLES' committed packet counts
     copy: Path  # every object of the bucket (`_` prefixes too), as a local directory
+
+    @property
+    def store(self) -> LocalDirectory:
+        """The copy, through the same port (quicker than the emulator; do not damage)."""
+        return LocalDirectory(self.copy)
 
     def produced_or_zero(self, table: str) -> int:
         """produced/{table}; 0 for a DDL table the runtime does not declare yet."""

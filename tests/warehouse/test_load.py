@@ -44,7 +44,8 @@ def count(conn, table: str) -> int:
 
 
 def test_every_output_packet_loads_in_order_with_every_foreign_key(warehouse, fixture_run):
-    report = load(warehouse, fixture_run.store, fixture_run.produced_or_zero)
+    # Straight from the bucket, through the S3 adapter of the ProcessedStore port.
+    report = load(warehouse, fixture_run.s3, fixture_run.produced_or_zero)
     tables = warehouse_tables(warehouse)
 
     # Every committed packet of every table, n = 1..produced, each once, in order,
@@ -170,3 +171,19 @@ def test_a_later_dimension_packet_replaces_rows_by_key(warehouse, tmp_path):
 def test_load_needs_an_autocommit_connection(postgres, tmp_path):
     with psycopg.connect(postgres) as conn, pytest.raises(ValueError, match="autocommit"):
         load(conn, LocalDirectory(tmp_path))
+
+
+def test_the_produced_ids_are_read_facts_first(warehouse, fixture_run):
+    """Read the other way round, a fact file committed between the reads could be
+    loaded before the dimension rows it refers to."""
+    asked = []
+
+    def produced(table):
+        asked.append(table)
+        return fixture_run.produced_or_zero(table)
+
+    load(warehouse, fixture_run.store, produced)
+    tables = warehouse_tables(warehouse)
+    assert sorted(asked) == sorted(tables)
+    facts = [i for i, t in enumerate(asked) if not tables[t].upserted]
+    assert max(facts) < min(i for i, t in enumerate(asked) if tables[t].upserted)

@@ -10,6 +10,7 @@ and nothing was loaded into it), and checks the answer once the table is declare
 from __future__ import annotations
 
 import io
+import re
 from collections import defaultdict
 from datetime import date, time
 from decimal import Decimal
@@ -21,7 +22,8 @@ import pytest
 
 from runtime.tables import OUTPUT_TABLES
 from sandbox.local_store import LocalDirectory
-from sandbox.warehouse import QUESTIONS, answer, load, render
+from sandbox.analysts import QUESTIONS, answer, render
+from sandbox.warehouse import load
 from tests.warehouse import parquet_rows
 from tests.warehouse.ddl import ddl_schema
 
@@ -81,15 +83,9 @@ EXPECTED = {
 }
 
 
-@pytest.fixture
-def loaded(warehouse, fixture_run):
-    load(warehouse, fixture_run.store, fixture_run.produced_or_zero)
-    return warehouse
-
-
 @pytest.mark.parametrize("question", QUESTIONS, ids=lambda q: q.star)
-def test_each_star_answers_its_analysts_question(loaded, fixture_run, question):
-    columns, rows = answer(loaded, question)
+def test_each_star_answers_its_analysts_question(loaded_warehouse, fixture_run, question):
+    columns, rows = answer(loaded_warehouse, question)
     print(f"\n{question.star} star: {question.title} ({len(rows)} rows)\n{render(columns, rows)}")
     if question.fact not in OUTPUT_TABLES:  # the runtime's declaration, not a caught error
         assert rows == [], f"{question.fact} has rows but the runtime does not declare it"
@@ -98,7 +94,8 @@ def test_each_star_answers_its_analysts_question(loaded, fixture_run, question):
     assert rows == EXPECTED[question.fact](fixture_run.store)
 
 
-def test_the_sales_answer_counts_each_order_once(loaded):
+def test_the_sales_answer_counts_each_order_once(loaded_warehouse):
+    loaded = loaded_warehouse
     """History keeps several versions of an order; the answer counts the latest only."""
     [sales] = [q for q in QUESTIONS if q.fact == "fact_sales_order"]
     _, rows = answer(loaded, sales)
@@ -184,3 +181,15 @@ def test_the_purchases_and_payments_questions_on_a_hand_built_warehouse(warehous
     # The history is in the warehouse: both versions of payment 1 and purchase order 1.
     assert warehouse.execute("SELECT count(*) FROM fact_payment WHERE payment_id = 1").fetchone() == (2,)
     assert warehouse.execute("SELECT count(*) FROM fact_purchase_order WHERE purchase_order_id = 1").fetchone() == (2,)
+
+
+def test_make_warehouse_loads_a_downloaded_bucket_and_prints_every_answer(fixture_run, tmp_path, capsys):
+    from sandbox.analysts import main
+
+    fixture_run.local_copy(tmp_path / "out")
+    assert main([str(tmp_path / "out"), "--rows", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"\n +fact_sales_order +4 +11,175 +11,175\n", shown)
+    for question in QUESTIONS:
+        assert f"{question.star} star: {question.title}" in shown
+    assert "... 71 more rows" in shown  # the Sales answer: 73 currency-months
