@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
@@ -75,9 +76,15 @@ class WarehouseTable:
     """One table of the DDL, as the catalog describes it."""
 
     name: str
-    columns: tuple[str, ...]  # the columns the processor writes (SERIALs excluded)
+    # The columns the processor writes (SERIALs excluded), as the Arrow fields their
+    # Parquet must hold (DESIGN §4's type mapping, NOT NULL as not nullable).
+    schema: pa.Schema
     primary_key: tuple[str, ...]
     references: frozenset[str]  # tables its foreign keys point at
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.schema.names)
 
     @property
     def upserted(self) -> bool:
@@ -107,15 +114,31 @@ def create_warehouse(conn: psycopg.Connection) -> None:
         conn.execute(_BOOKKEEPING)
 
 
+def _arrow_type(data_type: str, precision: int | None, scale: int | None, time_precision: int | None):
+    return {
+        "integer": pa.int32(),
+        "numeric": pa.decimal128(precision, scale) if precision is not None else None,
+        "date": pa.date32(),
+        "time without time zone": pa.time64("us") if time_precision == 6 else None,
+        "character varying": pa.string(),
+        "boolean": pa.bool_(),
+    }.get(data_type)
+
+
 def warehouse_tables(conn: psycopg.Connection) -> dict[str, WarehouseTable]:
     """The public schema's tables, in load order (a table after those it refers to)."""
-    columns: dict[str, list[str]] = {}
-    for table, column, default in conn.execute(
-        "SELECT table_name, column_name, column_default FROM information_schema.columns"
+    columns: dict[str, list[pa.Field]] = {}
+    for table, column, default, nullable, *type_ in conn.execute(
+        "SELECT table_name, column_name, column_default, is_nullable, data_type, numeric_precision,"
+        " numeric_scale, datetime_precision FROM information_schema.columns"
         " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
     ):
-        if not (default or "").startswith("nextval("):  # a SERIAL: the warehouse's own
-            columns.setdefault(table, []).append(column)
+        if (default or "").startswith("nextval("):  # a SERIAL: the warehouse's own
+            continue
+        arrow = _arrow_type(*type_)
+        if arrow is None:
+            raise LoadError(f"{table}.{column}: {type_[0]} has no Parquet type in DESIGN §4")
+        columns.setdefault(table, []).append(pa.field(column, arrow, nullable=nullable == "YES"))
     keys: dict[str, list[str]] = {}
     references: dict[str, set[str]] = {t: set() for t in columns}
     for table, kind, target, key_columns in conn.execute(
@@ -130,7 +153,7 @@ def warehouse_tables(conn: psycopg.Connection) -> dict[str, WarehouseTable]:
         elif target != table:
             references[table].add(target)
     described = {
-        t: WarehouseTable(t, tuple(columns[t]), tuple(keys.get(t, ())), frozenset(references[t]))
+        t: WarehouseTable(t, pa.schema(columns[t]), tuple(keys.get(t, ())), frozenset(references[t]))
         for t in columns
     }
     return {t: described[t] for t in _dependency_order(described)}
@@ -231,6 +254,12 @@ def load_packet(conn: psycopg.Connection, table: WarehouseTable, n: int, key: st
         raise LoadError(
             f"{key!r} has columns {sorted(rows.column_names)}, the warehouse's {table.name} has {sorted(table.columns)}"
         )
+    # COPY would cast text silently (3 decimals rounded to 2): the types must be the DDL's.
+    for expected in table.schema:
+        if rows.schema.field(expected.name).type != expected.type:
+            raise LoadError(
+                f"{key!r}: {expected.name} is {rows.schema.field(expected.name).type}, the warehouse's is {expected.type}"
+            )
     # CSV is COPY's fastest text path, and Arrow writes it vectorized: decimals,
     # dates and times in ISO text, NULL unquoted-empty, every string quoted.
     csv = io.BytesIO()

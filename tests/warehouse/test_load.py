@@ -187,3 +187,17 @@ def test_the_produced_ids_are_read_facts_first(warehouse, fixture_run):
     assert sorted(asked) == sorted(tables)
     facts = [i for i, t in enumerate(asked) if not tables[t].upserted]
     assert max(facts) < min(i for i, t in enumerate(asked) if tables[t].upserted)
+
+
+def test_a_file_whose_types_differ_from_the_ddl_is_refused(warehouse, tmp_path):
+    """COPY would round a third decimal place away; the loader refuses the file."""
+    schema = ARROW_SCHEMAS["dim_currency"]
+    wrong = pa.schema([pa.field("currency_id", pa.int64(), nullable=False), *list(schema)[1:]])
+    body = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([{"currency_id": 1, "currency_code": "GBP", "currency_name": "Pound"}],
+                                        schema=wrong), body)
+    store = LocalDirectory(tmp_path)
+    store.put_if_absent("dim_currency/dim_currency_packet_1_processed_20221103T142049.962000Z.parquet", body.getvalue(), {})
+    with pytest.raises(LoadError, match="currency_id is int64, the warehouse's is int32"):
+        load(warehouse, store)
+    assert count(warehouse, "dim_currency") == 0 and loaded_numbers(warehouse, "dim_currency") == []
