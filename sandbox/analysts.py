@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, nargs="?", default=ROOT / "out",
                         help="a downloaded copy of the processed bucket (make run leaves one in out/)")
-    parser.add_argument("--rows", type=int, default=40, help="show at most this many rows per answer")
+    parser.add_argument("--rows", type=int, default=None, help="show at most this many rows per answer (default: all)")
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         print(f"{args.directory} is not a directory: run `make run` first", file=sys.stderr)

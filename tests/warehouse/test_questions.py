@@ -164,14 +164,16 @@ def test_the_purchases_and_payments_questions_on_a_hand_built_warehouse(warehous
     assert len(report.loaded) == sum(len(p) for p in HAND_BUILT.values())
     by_fact = {q.fact: q for q in QUESTIONS}
 
-    _, spend = answer(warehouse, by_fact["fact_purchase_order"])
+    columns, spend = answer(warehouse, by_fact["fact_purchase_order"])
+    print(f"\nPurchases star, hand-built warehouse:\n{render(columns, spend)}")
     assert spend == [
         ("Leannon, Predovic and Morar", "EUR", 1, Decimal("300.00")),
         ("Fahey and Sons", "GBP", 2, Decimal("30.99")),  # 12 x 2.50 + 1 x 0.99
     ]
     assert spend == purchase_spend_per_counterparty(store)
 
-    _, payments = answer(warehouse, by_fact["fact_payment"])
+    columns, payments = answer(warehouse, by_fact["fact_payment"])
+    print(f"\nPayments star, hand-built warehouse:\n{render(columns, payments)}")
     assert payments == [
         ("PURCHASE_PAYMENT", "EUR", 1, Decimal("300.00"), 0, Decimal("0")),
         ("PURCHASE_PAYMENT", "GBP", 0, Decimal("0"), 1, Decimal("30.00")),
