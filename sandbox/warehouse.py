@@ -1,5 +1,5 @@
 """The warehouse loader: the processed bucket's Parquet into the analysts' PostgreSQL
-(DESIGN §5, §8), and the analysts' questions, one per star.
+(DESIGN §5, §8).
 
 What a loader must do with this processor's output, and what this one does:
 
@@ -15,8 +15,12 @@ What a loader must do with this processor's output, and what this one does:
 - A table whose primary key is written (a dimension) is upserted by that key, the
   later packet winning; a table whose key is the warehouse's SERIAL (a fact) is
   appended. Both are derived from warehouse/schema.sql through the catalog.
-- Prefixes starting with `_` are the processor's own (§8) and are ignored.
+- Only the tables' own prefixes are listed: the processor's `_` prefixes (§8) are
+  never read.
+- A file whose column names or Arrow types differ from the DDL is refused (COPY would
+  cast text silently, e.g. round a third decimal place).
 
+Kept whole (a little over 300 lines) so the loading rules read in one place.
 `make warehouse` (sandbox/analysts.py) loads `make run`'s out/ into a throwaway
 cluster with this loader and prints the analysts' answers.
 """
