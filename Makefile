@@ -57,3 +57,10 @@ replay: $(STAMP)
 .PHONY: reliability
 reliability: $(STAMP)
 	$(PY) -m pytest tests/reliability
+
+## warehouse: `make run`, then its Parquet (out/) loaded packet by packet into a throwaway
+## PostgreSQL 15 with warehouse/schema.sql and its foreign keys, and one analyst question
+## answered per star (warehouse/questions/)
+.PHONY: warehouse
+warehouse: run
+	$(PY) -m sandbox.analysts out

@@ -1,0 +1,18 @@
+-- Payments star: payments paid vs unpaid per payment type (and currency). A payment
+-- whose `paid` turned true has two fact rows; its latest version counts.
+WITH latest AS (
+    SELECT DISTINCT ON (payment_id) *
+    FROM fact_payment
+    ORDER BY payment_id, last_updated_date DESC, last_updated_time DESC, payment_record_id DESC
+)
+SELECT t.payment_type_name,
+       c.currency_code,
+       count(*) FILTER (WHERE p.paid)                              AS paid,
+       coalesce(sum(p.payment_amount) FILTER (WHERE p.paid), 0)     AS paid_amount,
+       count(*) FILTER (WHERE NOT p.paid)                          AS unpaid,
+       coalesce(sum(p.payment_amount) FILTER (WHERE NOT p.paid), 0) AS unpaid_amount
+FROM latest p
+JOIN dim_payment_type t ON t.payment_type_id = p.payment_type_id
+JOIN dim_currency c     ON c.currency_id = p.currency_id
+GROUP BY t.payment_type_name, c.currency_code
+ORDER BY t.payment_type_name, c.currency_code;
