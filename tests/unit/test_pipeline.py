@@ -175,11 +175,6 @@ def test_an_id_far_beyond_the_last_processed_is_refused_before_any_write(h):
     assert h.processed.objects == {}
 
 
-def test_unconsumed_tables_are_left_alone(h):
-    summary = h.invoke("payment:3", "transaction:1")
-    assert summary.ignored == ["payment:3", "transaction:1"] and h.processed.objects == {}
-
-
 def test_objects_of_a_packet_are_all_read_in_key_order_gz_included(h):
     h.invoke(*h.upload_dimensions())
     h.upload("sales_order", 1, [sales_order(1)], part="_a")
