@@ -78,3 +78,17 @@ def test_a_cycle_in_the_graph_is_refused():
         t._topological(["a", "b"], {"a": {"b"}, "b": {"a"}})
     # Declaration order only breaks ties: a dependency declared later still comes first.
     assert t._topological(["fact", "dim"], {"fact": {"dim"}, "dim": set()}) == ("dim", "fact")
+
+
+def test_the_readmes_table_of_the_graph_is_the_graph():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line.strip().strip("|").split("|") for line in readme.splitlines() if line.strip().startswith("| ")]
+    documented = {}
+    for cells in rows:
+        cells = [c.strip() for c in cells]
+        if cells[0] in t.SOURCES:
+            documented[cells[0]] = tuple(o.strip() for o in cells[1].split(","))
+    assert list(documented) == [s.name for s in t.SOURCE_TABLES]
+    assert documented == {s.name: s.outputs for s in t.SOURCE_TABLES}
