@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from runtime import state as st
 from runtime.parquet import from_parquet
@@ -456,3 +458,56 @@ def test_a_payment_waits_for_an_unknown_payment_type_transaction_counterparty_or
     assert quarantined.pop("_reasons") == [f"{column}: refers to a known {dimension}"]
     assert quarantined.pop("_waits_for") == waits_for
     assert quarantined == bad
+
+
+# -- the version screen over generated inputs -----------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(hst.lists(hst.tuples(hst.integers(1, 4), hst.integers(0, 2), hst.booleans(), hst.sampled_from(["A", "B", None])),
+                 max_size=30))
+def test_any_mix_of_payment_versions_writes_the_first_row_of_each_version_once(items):
+    """Versions (payment_id, last_updated) repeated with the same or other content (the
+    bool `paid`, the payment_date): the first row of each version is written, exact
+    repeats are skipped, other rows for a version are rejected."""
+    rows = [
+        payment(i, updated=f"2022-11-0{3 + d}T10:00:00", paid=paid,
+                payment_date="2022-11-07" if text is None else f"2022-11-0{ord(text) - 60}")
+        for i, d, paid, text in items
+    ]
+    result = run("payment", rows, states_with(**ALL_DIMENSIONS_AND_PAYMENTS))
+    first: dict = {}
+    skipped = rejected = 0
+    for row in rows:
+        version = (row["payment_id"], row["last_updated"])
+        if version not in first:
+            first[version] = row
+        elif first[version] == row:
+            skipped += 1
+        else:
+            rejected += 1
+    written = output(result, "fact_payment").rows.to_pylist() if first else []
+    assert [(r["payment_id"], r["paid"], str(r["payment_date"])) for r in written] == [
+        (r["payment_id"], r["paid"], r["payment_date"]) for r in first.values()
+    ]
+    fact_report = report(result, "fact_payment")
+    assert (fact_report.rows_written, fact_report.rows_skipped, fact_report.rows_rejected) == (
+        len(first), skipped, rejected,
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(hst.lists(hst.tuples(hst.integers(1, 4), hst.sampled_from(["ZDOI5EA", "QLZLEXR", "ZDOI5EB"])), max_size=20))
+def test_purchase_order_versions_told_apart_by_their_text_alone(items):
+    """Every row has the same last_updated: only item_code (text) tells a repeat of a
+    version from a different row for it."""
+    rows = [purchase_order(i, item_code=code) for i, code in items]
+    result = run("purchase_order", rows, states_with(**ALL_DIMENSIONS))
+    first: dict = {}
+    for i, code in items:
+        first.setdefault(i, code)
+    repeats = [c == first[i] for n, (i, c) in enumerate(items) if i in dict(items[:n])]
+    written = output(result, "fact_purchase_order").rows.to_pylist() if items else []
+    assert [(r["purchase_order_id"], r["item_code"]) for r in written] == list(first.items())
+    fact_report = report(result, "fact_purchase_order")
+    assert (fact_report.rows_skipped, fact_report.rows_rejected) == (sum(repeats), len(repeats) - sum(repeats))
