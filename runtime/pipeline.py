@@ -372,10 +372,11 @@ class Pipeline:
     def _replay(self, replay: str) -> PacketOutcome:
         """Offer the quarantined facts again, against today's dimensions.
 
-        Takes every live fact quarantine file (not taken by an earlier replay), feeds
-        their rows through the same transform as a sales_order packet, writes the facts
-        that now pass as new output packets, and quarantines the rest again, with their
-        new reasons, in one file of this replay. Same commit steps as a packet, so a
+        Takes every live quarantine file of every fact (not taken by an earlier
+        replay), feeds each fact's rows through the same fact path as a packet of its
+        source, writes the facts that now pass as new output packets (one dim_date for
+        all), and quarantines the rest again, with their new reasons, in one file per
+        fact of this replay. Same commit steps as a packet, so a
         replay killed anywhere and run again writes every row exactly once.
         """
         name = f"replay:{replay}"
