@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import InvalidEventError
-from runtime.tables import DEPENDENCY_ORDER, SOURCES, UNCONSUMED_TABLES
+from runtime.tables import DEPENDENCY_ORDER, SOURCES
 
 # Bounds that no real ingestion run reaches; they keep absurd events out.
 MAX_PACKETS = 1000
@@ -35,8 +35,7 @@ class PacketRef:
 
 @dataclass(frozen=True)
 class Event:
-    packets: tuple[PacketRef, ...]  # consumed tables, in processing order
-    ignored: tuple[PacketRef, ...]  # tables with no consumer yet
+    packets: tuple[PacketRef, ...]  # in processing order
 
 
 def parse_event(event: Any) -> Event:
@@ -71,7 +70,7 @@ def parse_event(event: Any) -> Event:
         if "table" in entry:
             if not isinstance(table, str):
                 problems.append(f"{where}.table must be a string, got {type(table).__name__}")
-            elif table not in SOURCES and table not in UNCONSUMED_TABLES:
+            elif table not in SOURCES:
                 problems.append(f"{where}.table {table[:64]!r} is not a known totesys table")
         if "id" in entry:
             # bool is an int subclass in Python, but `true` is not a packet number.
@@ -92,6 +91,4 @@ def parse_event(event: Any) -> Event:
     if problems:
         raise InvalidEventError("invalid event: " + "; ".join(problems))
 
-    consumed = sorted((r for r in refs if r.table in SOURCES), key=lambda r: r.sort_key)
-    ignored = tuple(r for r in refs if r.table in UNCONSUMED_TABLES)
-    return Event(tuple(consumed), ignored)
+    return Event(tuple(sorted(refs, key=lambda r: r.sort_key)))

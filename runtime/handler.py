@@ -55,7 +55,7 @@ def lambda_handler(event: Any, context: Any) -> dict:
     named: list[str] = []
     try:
         parsed = parse_event(event)
-        named = [str(p) for p in parsed.packets + parsed.ignored]
+        named = [str(p) for p in parsed.packets]
         logger.append_keys(packets=named)
         pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics)
         pipeline.run(parsed, summary)  # filled in as it goes: still there if it raises
@@ -81,7 +81,6 @@ def _summary(summary: RunSummary, named: list[str], started: float, error: BaseE
         "packets_named": named,
         "packets_processed": [o.packet for o in summary.outcomes],
         "already_processed": summary.already_processed,
-        "ignored": summary.ignored,
         "rows_written": summary.rows_written(),
         "rows_rejected": summary.rows_rejected(),
         "failed_packet": summary.failed_packet if error else None,

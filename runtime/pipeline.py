@@ -33,29 +33,28 @@ from runtime.parquet import from_parquet, to_parquet
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.state import empty
-from runtime.tables import SOURCES, consumed_parameter, produced_parameter
+from runtime.tables import (
+    FACTS,
+    SOURCES,
+    STATE_INPUTS,
+    WAITED_FOR,
+    consumed_parameter,
+    produced_parameter,
+)
 from runtime.star import ARROW_SCHEMAS
-from runtime.transform import STATE_INPUTS, Transformed, transform
+from runtime.transform import Transformed, replay_facts, transform
 from runtime.validation import WAITS_FOR
 
 # An event may name a packet far ahead of the last one processed; the ones between are
 # caught up first. Past this many, the id is more likely a bug than a backlog.
 MAX_CATCH_UP = 1000
 
-# Which dimension a fact waits for, by the output table whose rows bring it.
-WAITED_FOR = {
-    "dim_staff": "staff",
-    "dim_counterparty": "counterparty",
-    "dim_currency": "currency",
-    "dim_design": "design",
-    "dim_location": "address",
-}
-
 # A pending record may ask for a replay of the quarantined facts: {"packets": [],
 # "replay": id}. An operator's replay is numbered (claimed under _replays/); a dimension
 # packet that may complete waiting facts asks for one named after_{table}_packet_{k}.
 REPLAY = "replay"
-REPLAYED_TABLE = "fact_sales_order"
+# The outputs whose quarantined rows a replay offers again: every fact (runtime/tables.py).
+REPLAYED_TABLES: tuple[str, ...] = tuple(f.name for f in FACTS)
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,6 @@ class PacketOutcome:
 class RunSummary:
     outcomes: list[PacketOutcome] = field(default_factory=list)
     already_processed: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
     failed_packet: str | None = None
 
     def rows_written(self) -> dict[str, int]:
@@ -160,9 +158,6 @@ class Pipeline:
         """Process the event (and what earlier invocations left pending). `summary` is
         filled in as it goes, so a caller holding it still has it when this raises."""
         summary = summary if summary is not None else RunSummary()
-        summary.ignored = [str(r) for r in event.ignored]
-        for ref in event.ignored:
-            logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
         earlier = self._pending_events()
         recorded = self._record_pending(event.packets, earlier, summary)
         if not earlier and not recorded:
@@ -377,10 +372,11 @@ class Pipeline:
     def _replay(self, replay: str) -> PacketOutcome:
         """Offer the quarantined facts again, against today's dimensions.
 
-        Takes every live fact quarantine file (not taken by an earlier replay), feeds
-        their rows through the same transform as a sales_order packet, writes the facts
-        that now pass as new output packets, and quarantines the rest again, with their
-        new reasons, in one file of this replay. Same commit steps as a packet, so a
+        Takes every live quarantine file of every fact (not taken by an earlier
+        replay), feeds each fact's rows through the same fact path as a packet of its
+        source, writes the facts that now pass as new output packets (one dim_date for
+        all), and quarantines the rest again, with their new reasons, in one file per
+        fact of this replay. Same commit steps as a packet, so a
         replay killed anywhere and run again writes every row exactly once.
         """
         name = f"replay:{replay}"
@@ -391,20 +387,22 @@ class Pipeline:
             self._apply(record)
             return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
         taken = self._live_quarantine(replay)
-        lines = []
-        for key in taken:
-            for line in (self._store.read(key) or b"").splitlines():
-                row = json.loads(line)
-                reasons = row.pop("_reasons", None)
-                row.pop(WAITS_FOR, None)
-                if reasons is None:
-                    continue
-                lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
-        source = SOURCES["sales_order"]
-        states = {t: self._load_state(t) for t in STATE_INPUTS[source.name]}
-        body = b"\n".join(lines) + b"\n" if lines else b""
-        blocks = (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
-        result = transform(source, blocks, states, name)
+        parts, state_inputs = {}, []
+        for fact in FACTS:  # each fact's quarantined rows, fed back as rows of its source
+            lines = []
+            for key in (k for k in taken if k.startswith(keys.quarantine_prefix(fact.name))):
+                for line in (self._store.read(key) or b"").splitlines():
+                    row = json.loads(line)
+                    reasons = row.pop("_reasons", None)
+                    row.pop(WAITS_FOR, None)
+                    if reasons is None:
+                        continue
+                    lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
+            body = b"\n".join(lines) + b"\n" if lines else b""
+            parts[fact.source] = _parsed(SOURCES[fact.source], body)
+            state_inputs += STATE_INPUTS[fact.source]
+        states = {t: self._load_state(t) for t in dict.fromkeys(state_inputs)}
+        result = replay_facts(parts, states, name)
         record = self._write(
             name,
             CommitRecord(REPLAY, 0, replayed=tuple(taken)),
@@ -459,9 +457,12 @@ class Pipeline:
         for key in self._store.list_keys(keys.REPLAY_COMMITS):
             record = CommitRecord.from_json(key, self._store.read(key) or b"")
             taken.update(record.replayed or ())
-        own = keys.replay_quarantine_key(REPLAYED_TABLE, replay) if replay else None
+        own = {keys.replay_quarantine_key(t, replay) for t in REPLAYED_TABLES} if replay else set()
         return [
-            k for k in self._store.list_keys(keys.quarantine_prefix(REPLAYED_TABLE)) if k not in taken and k != own
+            k
+            for table in REPLAYED_TABLES
+            for k in self._store.list_keys(keys.quarantine_prefix(table))
+            if k not in taken and k not in own
         ]
 
     # -- helpers ------------------------------------------------------------------
@@ -497,6 +498,11 @@ class Pipeline:
         if data is None:
             raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
         return from_parquet(data).cast(coerced_schema(SOURCES[table]))
+
+
+def _parsed(source, body: bytes):
+    """Replayed rows as parsed blocks of `source`."""
+    return (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
 
 
 def request_replay(store: ProcessedStore) -> int:

@@ -51,6 +51,7 @@ _READ_TYPES = {
     t.TIMESTAMP: pa.timestamp("us"),
     t.DATE: pa.string(),
     t.DECIMAL: pa.decimal128(38, 18),
+    t.BOOL: pa.bool_(),
 }
 # The types every later stage sees (the analysts' DDL types).
 COERCED_TYPES = {
@@ -59,6 +60,7 @@ COERCED_TYPES = {
     t.TIMESTAMP: pa.timestamp("us"),
     t.DATE: pa.date32(),
     t.DECIMAL: pa.decimal128(10, 2),
+    t.BOOL: pa.bool_(),
 }
 _INT32 = (-(2**31), 2**31 - 1)
 

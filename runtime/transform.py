@@ -5,39 +5,42 @@ dimension states, and gets back the Parquet bodies, the quarantine files, the
 validation reports and the new state. Same inputs, same outputs, which is what makes a
 retry safe.
 
-Dimension packets are small and are remodelled whole. Sales order packets can be
-millions of rows, so they are remodelled block by block, each block's valid facts
-written as a Parquet row group, and memory stays flat; what must hold across the
-whole packet (one row per order version, the dates dim_date needs, the key's
-timestamp) is carried from block to block.
+Which source feeds which table, joined with what, referring to what, is the table
+graph of runtime/tables.py; this module follows it and names no table itself.
+Dimension packets are small and are remodelled whole. Fact packets can be millions of
+rows, so they are remodelled block by block, each block's valid facts written as a
+Parquet row group, and memory stays flat; what must hold across the whole packet (one
+row per version, the dates dim_date needs, the key's timestamp) is carried from block
+to block. (Over 300 lines because of the version screen, `_Versions`, which belongs
+with the cross-packet fact memory in its own module.)
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import state as st
 from runtime.reading import LINE, ParsedPacket, concat
-from runtime.star import (
-    ARROW_SCHEMAS,
-    SCHEMAS,
-    dim_counterparty,
-    dim_currency,
-    dim_date,
-    dim_design,
-    dim_location,
-    dim_staff,
-    fact_sales_order,
+from runtime.star import ARROW_SCHEMAS, MODULES, SCHEMAS, dim_date
+from runtime.tables import (
+    CALENDAR_TABLE,
+    FACT_OF_SOURCE,
+    OUTPUT_TABLES,
+    OUTPUTS,
+    SOURCES,
+    WAITED_FOR,
+    OutputTable,
+    SourceTable,
 )
-from runtime.tables import OUTPUT_TABLES, SourceTable
 from runtime.validation import (
     UPDATED,
     Failure,
@@ -48,18 +51,6 @@ from runtime.validation import (
     validate,
     without_lines,
 )
-
-# The committed states each source's transform reads (its own first, when it has one).
-STATE_INPUTS: dict[str, tuple[str, ...]] = {
-    "currency": ("currency",),
-    "design": ("design",),
-    "address": ("address", "counterparty"),
-    "department": ("department", "staff"),
-    "counterparty": ("counterparty", "address"),
-    "staff": ("staff", "department"),
-    "sales_order": ("staff", "department", "counterparty", "address", "currency", "design"),
-}
-
 
 @dataclass(frozen=True)
 class Output:
@@ -95,7 +86,15 @@ def transform(
     """Remodel one packet, given as parsed blocks, against the committed states."""
     if source.keeps_state:
         return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
-    return _fact_packet(blocks, states, packet_name)
+    return _fact_packets({source.name: blocks}, states, packet_name)
+
+
+def replay_facts(
+    parts: Mapping[str, Iterable[ParsedPacket]], states: Mapping[str, pa.Table], name: str
+) -> Transformed:
+    """Quarantined rows of several fact sources offered again, by fact source: one
+    output per fact, one dim_date for all of them."""
+    return _fact_packets(parts, states, name)
 
 
 class _TableSink:
@@ -201,9 +200,10 @@ def _dimension_packet(
 ) -> Transformed:
     new_state, changed = st.upsert(states[source.name], packet.rows, source.key)
     sinks = []
-    for candidate in _DIMENSIONS[source.name](changed, states):
-        sink = _TableSink(candidate.table)
-        if candidate.table == source.primary_output:
+    for table in source.outputs:  # its own outputs first, then those it re-emits
+        sink = _TableSink(table)
+        candidate = _dimension_rows(OUTPUTS[table], source, changed, states)
+        if table == source.primary_output:
             # Lines that never became rows count here, and so do rows older than the
             # state (skipped: nothing to emit).
             sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows)
@@ -213,105 +213,126 @@ def _dimension_packet(
     return _finish(sinks, packet_name, new_state)
 
 
-def _keys(states: Mapping[str, pa.Table], table: str, key: str) -> pa.Array:
-    return states[table][key].combine_chunks()
+def _dimension_rows(
+    out: OutputTable, source: SourceTable, changed: pa.Table, states: Mapping[str, pa.Table]
+) -> _Candidate:
+    """The rows of dimension `out` that a packet of `source` emits, as declared in
+    runtime/tables.py: its own changed rows, each joined with its parents from the state
+    (an unknown parent quarantines the row, which stays in the state and is emitted
+    when the parent arrives); or, when `source` is a parent, the rows joining a changed
+    parent row, re-emitted."""
+    build = MODULES[out.name].build
+    if out.source == source.name:
+        parents = [st.with_lines(states[j.parent]) for j in out.joins]
+        unknown = (referential(changed, j.column, _keys(states, j.parent), j.parent) for j in out.joins)
+        return _Candidate(out.name, build(changed, *parents), tuple(f for f in unknown if f))
+    [join] = [j for j in out.joins if j.parent == source.name]
+    children = st.with_lines(states[out.source])
+    affected = children.filter(pc.is_in(children[join.column], value_set=changed[source.key].combine_chunks()))
+    parents = [changed if j.parent == source.name else st.with_lines(states[j.parent]) for j in out.joins]
+    return _Candidate(out.name, build(affected, *parents))
 
 
-def _currency(changed: pa.Table, states) -> list[_Candidate]:
-    return [_Candidate("dim_currency", dim_currency.build(changed))]
+def _keys(states: Mapping[str, pa.Table], table: str) -> pa.Array:
+    return states[table][SOURCES[table].key].combine_chunks()
 
 
-def _design(changed: pa.Table, states) -> list[_Candidate]:
-    return [_Candidate("dim_design", dim_design.build(changed))]
-
-
-def _address(changed: pa.Table, states) -> list[_Candidate]:
-    """New or changed addresses, and the counterparties whose legal address they are."""
-    counterparties = st.with_lines(states["counterparty"])
-    moved = counterparties.filter(
-        pc.is_in(counterparties["legal_address_id"], value_set=changed["address_id"].combine_chunks())
-    )
-    return [
-        _Candidate("dim_location", dim_location.build(changed)),
-        _Candidate("dim_counterparty", dim_counterparty.build(moved, changed)),
-    ]
-
-
-def _department(changed: pa.Table, states) -> list[_Candidate]:
-    """A department change re-emits the dim_staff rows of its staff."""
-    staff = st.with_lines(states["staff"])
-    affected = staff.filter(
-        pc.is_in(staff["department_id"], value_set=changed["department_id"].combine_chunks())
-    )
-    return [_Candidate("dim_staff", dim_staff.build(affected, changed))]
-
-
-def _counterparty(changed: pa.Table, states) -> list[_Candidate]:
-    unknown = referential(changed, "legal_address_id", _keys(states, "address", "address_id"), "address")
-    rows = dim_counterparty.build(changed, st.with_lines(states["address"]))
-    return [_Candidate("dim_counterparty", rows, _some(unknown))]
-
-
-def _staff(changed: pa.Table, states) -> list[_Candidate]:
-    unknown = referential(
-        changed, "department_id", _keys(states, "department", "department_id"), "department"
-    )
-    rows = dim_staff.build(changed, st.with_lines(states["department"]))
-    return [_Candidate("dim_staff", rows, _some(unknown))]
-
-
-def _some(failure: Failure | None) -> tuple[Failure, ...]:
-    return () if failure is None else (failure,)
-
-
-_DIMENSIONS = {
-    "currency": _currency,
-    "design": _design,
-    "address": _address,
-    "department": _department,
-    "counterparty": _counterparty,
-    "staff": _staff,
-}
+def _emitted_keys(out: OutputTable, states: Mapping[str, pa.Table]) -> pa.Array:
+    """Keys of the rows dimension `out` holds: its source's state built and validated
+    as the dimension would emit it. A staff row whose department is unknown, or a
+    transaction naming both orders, is in the state but not in the dimension, so a
+    fact referring to it waits."""
+    parents = [st.with_lines(states[j.parent]) for j in out.joins]
+    candidate = MODULES[out.name].build(st.with_lines(states[out.source]), *parents)
+    valid, _ = validate(SCHEMAS[out.name], candidate)
+    return valid[ARROW_SCHEMAS[out.name].names[0]].combine_chunks()
 
 
 # -- facts ----------------------------------------------------------------------
 
 
-def _fact_packet(
-    blocks: Iterable[ParsedPacket], states: Mapping[str, pa.Table], packet_name: str
+def _fact_packets(
+    parts: Mapping[str, Iterable[ParsedPacket]], states: Mapping[str, pa.Table], packet_name: str
 ) -> Transformed:
-    known = {
-        "staff": _emittable(states, "staff", "staff_id", "department_id", "department", "department_id"),
-        "counterparty": _emittable(
-            states, "counterparty", "counterparty_id", "legal_address_id", "address", "address_id"
-        ),
-        "currency": _keys(states, "currency", "currency_id"),
-        "design": _keys(states, "design", "design_id"),
-        "address": _keys(states, "address", "address_id"),
-    }
-    facts = _TableSink("fact_sales_order")
-    versions = _Versions()
-    dates: list[pa.Array] = []
-    for block in blocks:
-        rows, duplicates, conflicts = versions.screen(block.rows)
-        candidate = fact_sales_order.build(rows)
-        failures = [referential(candidate, col, known[dim], dim) for col, dim in fact_sales_order.REFERENCES]
-        candidate = _Candidate("fact_sales_order", candidate, tuple(f for f in failures if f))
-        valid = facts.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
-        dates.append(dim_date.referenced_dates(valid))
-    dim = _TableSink("dim_date")
-    if facts.rows_written:
+    """The one fact path, for every fact declared in runtime/tables.py: each fact
+    source's blocks → version screen → builder → reference checks → pandera → Parquet;
+    then one dim_date holding every date the written facts refer to.
+
+    One part for a packet; a replay offers the quarantined rows of several facts at once.
+    """
+    known: dict[str, pa.Array] = {}  # dimension → the keys a fact may refer to
+    sinks, dates = [], []
+    for source_name, blocks in parts.items():
+        fact = FACT_OF_SOURCE[source_name]
+        for ref in fact.references:
+            if ref.dimension not in known:
+                known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
+        sink = _TableSink(fact.name)
+        screen = _VersionScreen(SOURCES[source_name].key)
+        for block in blocks:
+            rows, duplicates, conflicts = screen(block.rows)
+            candidate = MODULES[fact.name].build(rows)
+            unknown = (
+                referential(candidate, r.column, known[r.dimension], WAITED_FOR[r.dimension])
+                for r in fact.references
+            )
+            candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f))
+            valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
+            dates.append(dim_date.referenced_dates(valid, fact.dates))
+        sinks.append(sink)
+    calendar = _TableSink(CALENDAR_TABLE)
+    written = [s for s in sinks if s.rows_written]
+    if written:
         # Every date the written facts refer to, so the loader's foreign keys hold.
         all_dates = pc.unique(pa.chunked_array(dates, pa.date32()).combine_chunks())
-        dim.add(_Candidate("dim_date", dim_date.build(all_dates, facts.updated)), None)
-    return _finish([facts, dim], packet_name, None)
+        updated = max(s.updated for s in written)
+        calendar.add(_Candidate(CALENDAR_TABLE, dim_date.build(all_dates, updated)), None)
+    return _finish(sinks + [calendar], packet_name, None)
 
 
-def _emittable(states, table: str, key: str, ref: str, parent: str, parent_key: str) -> pa.Array:
-    """Keys of `table` rows that are in the dim output: those whose parent is known."""
-    rows = states[table]
-    known = pc.is_in(rows[ref], value_set=_keys(states, parent, parent_key))
-    return rows.filter(pc.fill_null(known, False))[key].combine_chunks()
+class _VersionScreen:
+    """`_Versions` for any fact: it is handed each row as (the fact's id, last_updated,
+    a hash of the row's whole content), the fixed-width shape it screens, and its
+    verdict is mapped back to the fact's rows by source line."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self._versions = _Versions()
+
+    def __call__(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
+        if rows.num_rows == 0:
+            return rows, 0, []
+        content = _fixed_width(rows.drop_columns([LINE]))
+        proxy = pa.table(
+            {
+                "sales_order_id": rows[self._key],
+                "last_updated": rows["last_updated"],
+                "__content": pa.array(row_hashes(content)),
+                LINE: rows[LINE],
+            }
+        )
+        kept, duplicates, conflicts = self._versions.screen(proxy)
+        if kept.num_rows < rows.num_rows:
+            rows = rows.filter(pc.is_in(rows[LINE], value_set=kept[LINE].combine_chunks()))
+        conflicts = [
+            replace(f, column=self._key, check=f.check.replace("sales_order_id", self._key)) for f in conflicts
+        ]
+        return rows, duplicates, conflicts
+
+
+def _fixed_width(table: pa.Table) -> pa.Table:
+    """Text as a 64-bit hash of each value and bool as a byte, so `row_hashes` (which
+    reads fixed-width buffers) covers every column."""
+    columns = []
+    for col in table.itercolumns():
+        if pa.types.is_string(col.type):
+            values = col.combine_chunks()
+            hashed = pd.util.hash_array(values.to_numpy(zero_copy_only=False))
+            col = pa.array(hashed, pa.uint64(), mask=values.is_null().to_numpy(zero_copy_only=False))
+        elif pa.types.is_boolean(col.type):
+            col = pc.cast(col, pa.uint8())
+        columns.append(col)
+    return pa.table(columns, names=table.column_names)
 
 
 class _Versions:

@@ -1,9 +1,10 @@
 """`make run`: the real Lambda handler on the real fixture rows, against moto's server.
 
 Starts moto on 127.0.0.1, creates the buckets and packet-id parameters as the stack
-would, uploads the fixture tables as ingestion packets (sales_order split into several
-packets, as successive ingestion runs would write them), invokes `lambda_handler` once
-per ingestion run, then shows what was written and downloads the Parquet to out/.
+would, uploads all eleven fixture tables as ingestion packets (the large ones split into
+several packets, payments as an unpaid and then a paid version, as successive ingestion
+runs would write them), invokes `lambda_handler` once per ingestion run, then shows
+what was written and downloads the Parquet to out/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from runtime import handler
 from runtime.observability import logger
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES
 from sandbox.emulator import moto_server
-from sandbox.seed import LocalStack, create_resources, fixture_lines, split, upload_packet
+from sandbox.seed import LocalStack, create_resources, fixture_lines, payment_versions, split, upload_packet
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,32 +72,40 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _upload(s3, names: LocalStack, sales_packets: int, bad_rows: bool) -> list[dict]:
-    first_run = []
-    for source in SOURCE_TABLES:
-        if source.name == "sales_order":
-            continue
-        lines = fixture_lines(source.name)
-        key = upload_packet(s3, names.ingestion_bucket, source.name, 1, lines)
-        say(f"    {key}  ({len(lines)} rows)")
-        first_run.append({"table": source.name, "id": 1})
-    parts = split(fixture_lines("sales_order"), sales_packets)
+def _packets(sales_packets: int, bad_rows: bool) -> dict[str, list[list[bytes]]]:
+    """Each source table's fixture rows as the ingestion packets successive runs write."""
+    packets = {s.name: [fixture_lines(s.name)] for s in SOURCE_TABLES}
+    packets["transaction"] = split(fixture_lines("transaction"), 2)
+    packets["sales_order"] = split(fixture_lines("sales_order"), sales_packets)
+    packets["purchase_order"] = split(fixture_lines("purchase_order"), 2)
+    # First every payment unpaid, then the versions whose `paid` turned true.
+    packets["payment"] = list(payment_versions(fixture_lines("payment")))
     if bad_rows:
-        parts[-1] = parts[-1] + [
+        packets["sales_order"][-1] = packets["sales_order"][-1] + [
             b'{"sales_order_id": 99001, "created_at": "2024-11-14T10:00:00"\n',
             b'{"sales_order_id": 99002, "created_at": "2024-11-14T10:00:00", "last_updated": '
             b'"2024-11-14T10:00:00", "design_id": 3, "staff_id": 999, "counterparty_id": 8, '
             b'"units_sold": 10, "unit_price": "2.999", "currency_id": 2, "agreed_delivery_date": '
             b'"2024-11-20", "agreed_payment_date": "2024-11-21", "agreed_delivery_location_id": 8}\n',
         ]
-    events = []
-    for i, lines in enumerate(parts, start=1):
-        key = upload_packet(s3, names.ingestion_bucket, "sales_order", i, lines)
-        say(f"    {key}  ({len(lines)} rows)")
-        packets = [{"table": "sales_order", "id": i}]
-        events.append({"packets": (first_run if i == 1 else []) + packets})
+    return packets
+
+
+# Payments arrive one run later than the rest: their transactions come in two packets.
+_RUN_OFFSET = {"payment": 1}
+
+
+def _upload(s3, names: LocalStack, sales_packets: int, bad_rows: bool) -> list[dict]:
+    """Upload every packet; the events name packet k of a table in ingestion run k."""
+    runs: dict[int, list[dict]] = {}
+    for table, parts in _packets(sales_packets, bad_rows).items():
+        for k, lines in enumerate(parts, start=1):
+            key = upload_packet(s3, names.ingestion_bucket, table, k, lines)
+            say(f"    {key}  ({len(lines):,} rows)")
+            runs.setdefault(k + _RUN_OFFSET.get(table, 0), []).append({"table": table, "id": k})
+    events = [{"packets": runs[i]} for i in sorted(runs)]
     # The ingestion invokes again after a retry of its own: nothing must change.
-    events.append({"packets": first_run + [{"table": "sales_order", "id": 1}]})
+    events.append(events[0])
     return events
 
 
@@ -130,7 +139,7 @@ def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
         if "validation" in record:
             reports.setdefault(record["validation"]["table"], []).append(record["validation"])
 
-    say(f"    {'table':<18}{'packets':>8}{'rows':>9}{'rejected':>10}  produced id")
+    say(f"    {'table':<21}{'packets':>8}{'rows':>9}{'rejected':>10}  produced id")
     for table in OUTPUT_TABLES:
         keys = _keys(s3, names.processed_bucket, f"{table}/")
         rows = 0
@@ -141,7 +150,7 @@ def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
             rows += pq.read_metadata(path).num_rows
         rejected = sum(r["rows_rejected"] for r in reports.get(table, []))
         produced = ssm.get_parameter(Name=f"{names.ssm_prefix}/produced/{table}")["Parameter"]["Value"]
-        say(f"    {table:<18}{len(keys):>8}{rows:>9,}{rejected:>10}  {produced}")
+        say(f"    {table:<21}{len(keys):>8}{rows:>9,}{rejected:>10}  {produced}")
     say()
     say("    objects written (Parquet downloaded under " + _rel(out) + "/):")
     for table in OUTPUT_TABLES:
@@ -170,7 +179,7 @@ def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
                 f"{c['column']}: {c['check']} x{c['count']} e.g. {c['examples']}" for c in report["failed_checks"]
             )
             say(
-                f"      {table:<18} from {report['source_packet']:<15} in {report['rows_in']:>6,}"
+                f"      {table:<21} from {report['source_packet']:<18} in {report['rows_in']:>6,}"
                 f"  written {report['rows_written']:>6,}  rejected {report['rows_rejected']:>3}"
                 f"  skipped {report['rows_skipped']:>3}" + (f"  [{checks}]" if checks else "")
             )

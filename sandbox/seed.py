@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,3 +65,17 @@ def upload_packet(s3, bucket: str, table: str, packet_id: int, lines: list[bytes
 def split(lines: list[bytes], parts: int) -> list[list[bytes]]:
     size = -(-len(lines) // parts)
     return [lines[i : i + size] for i in range(0, len(lines), size)]
+
+
+def payment_versions(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The fixture's payments as two ingestion runs see them: first every payment as it
+    was created (a paid one still unpaid: `paid` false, `last_updated` = `created_at`),
+    then the versions in which `paid` turned true, as the fixture holds them."""
+    unpaid, paid = [], []
+    for line in lines:
+        row = json.loads(line)
+        if row["paid"]:
+            paid.append(line)
+            line = (json.dumps({**row, "paid": False, "last_updated": row["created_at"]}) + "\n").encode()
+        unpaid.append(line)
+    return unpaid, paid

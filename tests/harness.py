@@ -80,6 +80,40 @@ def sales_order(sales_order_id=1, updated="2022-11-03T14:20:52.186000", **overri
     return row
 
 
+def payment_type(payment_type_id=1, name="SALES_RECEIPT", updated=T0):
+    return {"payment_type_id": payment_type_id, "payment_type_name": name, "created_at": T0, "last_updated": updated}
+
+
+def transaction(transaction_id=1, kind="SALE", sales_order_id=1, purchase_order_id=None, updated=T0):
+    return {
+        "transaction_id": transaction_id, "transaction_type": kind, "sales_order_id": sales_order_id,
+        "purchase_order_id": purchase_order_id, "created_at": T0, "last_updated": updated,
+    }
+
+
+def purchase_order(purchase_order_id=1, updated="2022-11-03T14:20:52.187000", **overrides):
+    row = {
+        "purchase_order_id": purchase_order_id, "created_at": "2022-11-03T14:20:52.187000",
+        "last_updated": updated, "staff_id": 1, "counterparty_id": 1, "item_code": "ZDOI5EA",
+        "item_quantity": 371, "item_unit_price": 361.39, "currency_id": 1,
+        "agreed_delivery_date": "2022-11-09", "agreed_payment_date": "2022-11-07",
+        "agreed_delivery_location_id": 1,
+    }
+    row.update(overrides)
+    return row
+
+
+def payment(payment_id=1, updated="2022-11-03T14:20:52.186000", paid=False, **overrides):
+    row = {
+        "payment_id": payment_id, "created_at": "2022-11-03T14:20:52.186000", "last_updated": updated,
+        "transaction_id": 1, "counterparty_id": 1, "payment_amount": 56925.44, "currency_id": 1,
+        "payment_type_id": 1, "paid": paid, "payment_date": "2022-11-07",
+        "company_ac_number": 52923196, "counterparty_ac_number": 32957646,
+    }
+    row.update(overrides)
+    return row
+
+
 def encode_lines(rows) -> bytes:
     """Rows as JSON lines; a str or bytes item is written as it is (a broken line)."""
     out = []

@@ -26,18 +26,16 @@ SCHEMA = pdv.DataFrameSchema(
     strict=True,
 )
 
-# The facts' date columns whose values dim_date must hold (the loader's foreign keys).
-FACT_DATE_COLUMNS = ("created_date", "last_updated_date", "agreed_payment_date", "agreed_delivery_date")
-
 # English names by ISO weekday (1 = Monday) and month number; index 0 unused. Fixed
 # here, not from the process locale, so the output never depends on the machine.
 _DAY_NAMES = pa.array(["", *calendar.day_name])
 _MONTH_NAMES = pa.array(list(calendar.month_name))
 
 
-def referenced_dates(facts: pa.Table) -> pa.Array:
-    """The distinct dates a batch of fact rows refers to."""
-    columns = [facts[c].combine_chunks() for c in FACT_DATE_COLUMNS]
+def referenced_dates(facts: pa.Table, date_columns: tuple[str, ...]) -> pa.Array:
+    """The distinct dates a batch of fact rows refers to through `date_columns` (the
+    fact's declared dates, runtime/tables.py)."""
+    columns = [facts[c].combine_chunks() for c in date_columns]
     return pc.unique(pa.concat_arrays(columns)) if facts.num_rows else pa.array([], pa.date32())
 
 

@@ -55,3 +55,16 @@ def test_other_changes_leave_the_parameters_untouched(template_json, synth):
     before = {k: r for k, r in template_json["Resources"].items() if r["Type"] == "AWS::SSM::Parameter"}
     after = {k: r for k, r in changed["Resources"].items() if r["Type"] == "AWS::SSM::Parameter"}
     assert before == after
+
+
+def test_the_stacks_parameters_are_the_table_graphs_in_dependency_order(template_json):
+    """The stack names no table itself: its parameters are the graph's sources in
+    DESIGN's dependency order, then every output table."""
+    from runtime.tables import OUTPUT_TABLES
+    from tests.unit.test_tables import DESIGN_ORDER
+
+    names = list(_parameters(template_json))  # in the template's order
+    prefix = "/totesys/processing"
+    assert [n.removeprefix(f"{prefix}/consumed/") for n in names if "/consumed/" in n] == DESIGN_ORDER
+    assert {n.removeprefix(f"{prefix}/produced/") for n in names if "/produced/" in n} == set(OUTPUT_TABLES)
+    assert len(names) == len(DESIGN_ORDER) + len(OUTPUT_TABLES) == 22

@@ -1,14 +1,13 @@
 """1,000 events as a warm Lambda container would see them, generated from a seed.
 
 About half of them name new packets (some 500 packets in all); the rest are what a
-busy function also gets: duplicate invokes and retries of events already done, events
-naming only tables with no consumer yet, and empty events. Small packets of every consumed table, in the order an ingestion would write them
+busy function also gets: duplicate invokes and retries of events already done, and
+empty events. Small packets of every consumed table, in the order an ingestion would write them
 (timestamps only move forward), with updates of rows already sent, bad rows now and
 then (a line that is not JSON, a negative units_sold, an email without '@', a currency
 code that is not one, an exact duplicate), duplicate invokes of earlier events, events
 that skip a packet id (the packet in between exists and is caught up, or does not exist
-and is passed over), two packets of one table in one event, tables with no consumer
-yet, and empty events.
+and is passed over), two packets of one table in one event, and empty events.
 """
 
 from __future__ import annotations
@@ -120,10 +119,8 @@ class _Gen:
         elif r < 0.80:
             t = self.table()
             self.add([self.new_packet(t), self.new_packet(t)])
-        elif r < 0.90:
-            ignored = {"table": self.rng.choice(("payment", "transaction")), "id": self.rng.randint(1, 500)}
-            self.add([self.new_packet(self.table())] if r < 0.85 else [])
-            self.events[-1]["packets"].append(ignored)
+        elif r < 0.85:
+            self.add([self.new_packet(self.table())])
         elif r < 0.97:
             self.events.append({"packets": []})
         else:

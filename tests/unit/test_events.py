@@ -4,17 +4,20 @@ from runtime.errors import InvalidEventError
 from runtime.events import MAX_PACKET_ID, MAX_PACKETS, PacketRef, parse_event
 
 
-def test_packets_come_back_in_dependency_order_with_unconsumed_tables_set_aside():
+def test_packets_come_back_in_dependency_order():
     event = parse_event(
         {"packets": [
-            {"table": "sales_order", "id": 12},
             {"table": "payment", "id": 4},
+            {"table": "sales_order", "id": 12},
+            {"table": "transaction", "id": 2},
             {"table": "staff", "id": 3},
             {"table": "currency", "id": 1},
         ]}
     )
-    assert event.packets == (PacketRef("currency", 1), PacketRef("staff", 3), PacketRef("sales_order", 12))
-    assert event.ignored == (PacketRef("payment", 4),)
+    assert event.packets == (
+        PacketRef("currency", 1), PacketRef("staff", 3), PacketRef("transaction", 2),
+        PacketRef("sales_order", 12), PacketRef("payment", 4),
+    )
 
 
 def test_an_empty_packet_list_is_valid():

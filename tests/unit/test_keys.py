@@ -27,7 +27,7 @@ def test_processor_keys():
     assert keys.parse_pending_key("_pending/../x.json") is None
 
 
-@pytest.mark.parametrize("table", ["../staff", "staff/../../x", "", "payment", "dim_staff"])
+@pytest.mark.parametrize("table", ["../staff", "staff/../../x", "", "payments", "dim_staff"])
 def test_no_key_is_built_for_an_undeclared_source_table(table):
     with pytest.raises(ValueError):
         keys.packet_prefix(table, 1)

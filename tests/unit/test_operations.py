@@ -47,7 +47,7 @@ def test_skipping_the_poison_packet_lets_the_next_invocation_resume(poisoned, ca
     [
         ("sales_order", 2, "r", "me", "not the next packet"),
         ("staff", 1, "r", "me", "not the next packet"),
-        ("payment", 1, "r", "me", "not a consumed source table"),
+        ("payments", 1, "r", "me", "not a consumed source table"),
         ("sales_order", 1, " ", "me", "needs a --reason"),
     ],
 )

@@ -175,11 +175,6 @@ def test_an_id_far_beyond_the_last_processed_is_refused_before_any_write(h):
     assert h.processed.objects == {}
 
 
-def test_unconsumed_tables_are_left_alone(h):
-    summary = h.invoke("payment:3", "transaction:1")
-    assert summary.ignored == ["payment:3", "transaction:1"] and h.processed.objects == {}
-
-
 def test_objects_of_a_packet_are_all_read_in_key_order_gz_included(h):
     h.invoke(*h.upload_dimensions())
     h.upload("sales_order", 1, [sales_order(1)], part="_a")
@@ -261,4 +256,31 @@ def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
     second = json.loads(h.processed.read(keys.replay_commit_key(2)))
     assert second["replayed"] == [keys.replay_quarantine_key("fact_sales_order", 1)]
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    h.check_invariants()
+
+
+def test_purchases_and_payments_waiting_for_dimensions_are_written_when_they_arrive(h):
+    from tests.harness import payment, payment_type, purchase_order, transaction
+
+    h.invoke(*h.upload_dimensions())
+    h.upload("purchase_order", 1, [purchase_order(1), purchase_order(2, staff_id=2)])
+    h.upload("payment", 1, [payment(1, transaction_id=1), payment(2, transaction_id=2)])
+    h.invoke("purchase_order:1", "payment:1")  # no staff 2, no transactions, no payment types yet
+    assert [r["purchase_order_id"] for r in h.rows("fact_purchase_order")] == [1]
+    assert h.rows("fact_payment") == []
+    assert h.quarantine("fact_payment", "payment:1")[0]["_waits_for"] == {"transaction": 1, "payment_type": 1}
+    h.upload("payment_type", 1, [payment_type(1)])
+    h.upload("transaction", 1, [transaction(1, "SALE", 1, None), transaction(2, "PURCHASE", None, 2)])
+    h.upload("staff", 2, [staff(2, 1, "Deron", "Beier")])
+    summary = h.invoke("payment_type:1", "transaction:1", "staff:2")
+    # The arrivals queue one replay, after the event's packets: it writes every waiting fact.
+    assert [o.packet for o in summary.outcomes][:3] == ["staff:2", "payment_type:1", "transaction:1"]
+    assert sorted(r["purchase_order_id"] for r in h.rows("fact_purchase_order")) == [1, 2]
+    assert sorted(r["payment_id"] for r in h.rows("fact_payment")) == [1, 2]
+    # One replay wrote both facts, with one dim_date packet holding the dates of both.
+    replay_dates = h.table("dim_date", 2)["date_id"].to_pylist()
+    facts = h.table("fact_payment", 1).to_pylist() + h.table("fact_purchase_order", 2).to_pylist()
+    referenced = {f[c] for f in facts for c in f if c.endswith("_date")}
+    assert set(replay_dates) == referenced
+    assert h.output_numbers("dim_date") == [1, 2]  # purchase_order:1, then the replay
     h.check_invariants()

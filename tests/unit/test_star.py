@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from runtime import state as st
 from runtime.parquet import from_parquet
@@ -21,8 +23,12 @@ from tests.harness import (
     department,
     design,
     encode_lines,
+    payment,
+    payment_type,
+    purchase_order,
     sales_order,
     staff,
+    transaction,
 )
 
 
@@ -84,6 +90,25 @@ DDL = {
         ("counterparty_legal_district", "string?"), ("counterparty_legal_city", "string"),
         ("counterparty_legal_postal_code", "string"), ("counterparty_legal_country", "string"),
         ("counterparty_legal_phone_number", "string"),
+    ],
+    "dim_transaction": [
+        ("transaction_id", "int32"), ("transaction_type", "string"), ("sales_order_id", "int32?"),
+        ("purchase_order_id", "int32?"),
+    ],
+    "dim_payment_type": [("payment_type_id", "int32"), ("payment_type_name", "string")],
+    "fact_purchase_order": [
+        ("purchase_order_id", "int32"), ("created_date", "date32[day]"), ("created_time", "time64[us]"),
+        ("last_updated_date", "date32[day]"), ("last_updated_time", "time64[us]"), ("staff_id", "int32"),
+        ("counterparty_id", "int32"), ("item_code", "string"), ("item_quantity", "int32"),
+        ("item_unit_price", "decimal128(10, 2)"), ("currency_id", "int32"),
+        ("agreed_delivery_date", "date32[day]"), ("agreed_payment_date", "date32[day]"),
+        ("agreed_delivery_location_id", "int32"),
+    ],
+    "fact_payment": [
+        ("payment_id", "int32"), ("created_date", "date32[day]"), ("created_time", "time64[us]"),
+        ("last_updated_date", "date32[day]"), ("last_updated_time", "time64[us]"), ("transaction_id", "int32"),
+        ("counterparty_id", "int32"), ("payment_amount", "decimal128(10, 2)"), ("currency_id", "int32"),
+        ("payment_type_id", "int32"), ("paid", "bool"), ("payment_date", "date32[day]"),
     ],
 }
 
@@ -289,3 +314,200 @@ def test_the_transform_does_not_change_its_inputs():
     before = {k: v.to_pylist() for k, v in states.items()}
     run("staff", [staff(1, 1, updated="2030-01-01T00:00:00")], states)
     assert {k: v.to_pylist() for k, v in states.items()} == before
+
+
+# -- the Purchases and Payments stars -----------------------------------------------
+
+ALL_DIMENSIONS_AND_PAYMENTS = dict(
+    **ALL_DIMENSIONS, payment_type=[payment_type(1)],
+    transaction=[transaction(1, "SALE", 1, None), transaction(2, "PURCHASE", None, 1)],
+)
+
+
+def test_dim_payment_type():
+    result = run("payment_type", [payment_type(1, "SALES_RECEIPT"), payment_type(3, "PURCHASE_PAYMENT")])
+    assert output(result, "dim_payment_type").rows.to_pylist() == [
+        {"payment_type_id": 1, "payment_type_name": "SALES_RECEIPT"},
+        {"payment_type_id": 3, "payment_type_name": "PURCHASE_PAYMENT"},
+    ]
+
+
+def test_dim_transaction_names_one_order_and_keeps_the_other_null():
+    result = run("transaction", [transaction(1, "PURCHASE", None, 2), transaction(3, "SALE", 1, None)])
+    rows = output(result, "dim_transaction").rows
+    assert rows.to_pylist() == [
+        {"transaction_id": 1, "transaction_type": "PURCHASE", "sales_order_id": None, "purchase_order_id": 2},
+        {"transaction_id": 3, "transaction_type": "SALE", "sales_order_id": 1, "purchase_order_id": None},
+    ]
+    assert rows.schema.field("sales_order_id").type == pa.int32()
+
+
+@pytest.mark.parametrize(
+    "row, reasons",
+    [
+        (transaction(2, "SALE", 5, 6), ["exactly one of sales_order_id and purchase_order_id is set"]),
+        (transaction(2, "PURCHASE", None, None), ["exactly one of sales_order_id and purchase_order_id is set"]),
+        (transaction(2, "SALE", None, 6), ["a SALE names a sales order, a PURCHASE a purchase order"]),
+        (transaction(2, "REFUND", None, 5), ["transaction_type: SALE or PURCHASE"]),
+    ],
+)
+def test_a_transaction_naming_both_orders_neither_or_the_wrong_one_is_quarantined(row, reasons):
+    result = run("transaction", [transaction(1), row])
+    assert output(result, "dim_transaction").rows["transaction_id"].to_pylist() == [1]
+    [line] = result.quarantine["dim_transaction"].decode().splitlines()
+    quarantined = json.loads(line)
+    assert quarantined.pop("_reasons") == reasons
+    assert quarantined == row
+
+
+def test_fact_purchase_order_exact_row():
+    rows = [purchase_order(1, item_unit_price="361.39"), purchase_order(2, item_code="QLZLEXR", item_quantity=0)]
+    result = run("purchase_order", rows, states_with(**ALL_DIMENSIONS))
+    facts = output(result, "fact_purchase_order").rows.to_pylist()
+    assert facts[0] == {
+        "purchase_order_id": 1, "created_date": date(2022, 11, 3), "created_time": time(14, 20, 52, 187000),
+        "last_updated_date": date(2022, 11, 3), "last_updated_time": time(14, 20, 52, 187000),
+        "staff_id": 1, "counterparty_id": 1, "item_code": "ZDOI5EA", "item_quantity": 371,
+        "item_unit_price": Decimal("361.39"), "currency_id": 1, "agreed_delivery_date": date(2022, 11, 9),
+        "agreed_payment_date": date(2022, 11, 7), "agreed_delivery_location_id": 1,
+    }
+    assert (facts[1]["item_code"], facts[1]["item_quantity"]) == ("QLZLEXR", 0)
+    assert output(result, "dim_date").rows["date_id"].to_pylist() == [
+        date(2022, 11, 3), date(2022, 11, 7), date(2022, 11, 9)
+    ]
+
+
+def test_a_purchase_order_version_sent_twice_is_written_once_and_a_different_one_rejected():
+    """The version screen covers text columns too: item_code alone tells them apart."""
+    a = purchase_order(1, item_code="AAA")
+    result = run("purchase_order", [a, purchase_order(1, item_code="BBB"), a], states_with(**ALL_DIMENSIONS))
+    assert output(result, "fact_purchase_order").rows["item_code"].to_pylist() == ["AAA"]
+    fact_report = report(result, "fact_purchase_order")
+    assert (fact_report.rows_rejected, fact_report.rows_skipped) == (1, 1)
+    [line] = result.quarantine["fact_purchase_order"].decode().splitlines()
+    assert "one row per version (purchase_order_id, last_updated)" in line and '"BBB"' in line
+
+
+@pytest.mark.parametrize(
+    "override, reason",
+    [
+        ({"staff_id": 99}, "staff_id: refers to a known staff"),
+        ({"counterparty_id": 99}, "counterparty_id: refers to a known counterparty"),
+        ({"currency_id": 99}, "currency_id: refers to a known currency"),
+        ({"agreed_delivery_location_id": 99}, "agreed_delivery_location_id: refers to a known address"),
+        ({"item_quantity": -1}, "item_quantity: greater_than_or_equal_to(0)"),
+        ({"item_code": None}, "item_code: not_nullable"),
+    ],
+)
+def test_a_bad_purchase_order_is_quarantined_with_the_reason(override, reason):
+    bad = purchase_order(2)
+    bad.update(override)
+    result = run("purchase_order", [purchase_order(1), bad], states_with(**ALL_DIMENSIONS))
+    assert output(result, "fact_purchase_order").rows["purchase_order_id"].to_pylist() == [1]
+    [line] = result.quarantine["fact_purchase_order"].decode().splitlines()
+    quarantined = json.loads(line)
+    assert quarantined.pop("_reasons") == [reason]
+    waits = quarantined.pop("_waits_for", None)
+    assert waits == ({reason.split(": refers to a known ")[1]: 99} if "refers to" in reason else None)
+    assert quarantined == bad
+
+
+def test_fact_payment_exact_row_without_the_account_numbers():
+    result = run("payment", [payment(1, payment_amount="552548.62")], states_with(**ALL_DIMENSIONS_AND_PAYMENTS))
+    assert output(result, "fact_payment").rows.to_pylist() == [
+        {"payment_id": 1, "created_date": date(2022, 11, 3), "created_time": time(14, 20, 52, 186000),
+         "last_updated_date": date(2022, 11, 3), "last_updated_time": time(14, 20, 52, 186000),
+         "transaction_id": 1, "counterparty_id": 1, "payment_amount": Decimal("552548.62"), "currency_id": 1,
+         "payment_type_id": 1, "paid": False, "payment_date": date(2022, 11, 7)}
+    ]
+    assert output(result, "dim_date").rows["date_id"].to_pylist() == [date(2022, 11, 3), date(2022, 11, 7)]
+
+
+def test_a_payment_whose_paid_turns_true_is_a_second_fact_row():
+    unpaid = payment(1)
+    paid = payment(1, updated="2022-11-07T07:55:11.885000", paid=True)
+    result = run("payment", [unpaid, paid, unpaid], states_with(**ALL_DIMENSIONS_AND_PAYMENTS))
+    facts = output(result, "fact_payment").rows
+    assert facts.select(["payment_id", "paid", "last_updated_date"]).to_pylist() == [
+        {"payment_id": 1, "paid": False, "last_updated_date": date(2022, 11, 3)},
+        {"payment_id": 1, "paid": True, "last_updated_date": date(2022, 11, 7)},
+    ]
+    assert report(result, "fact_payment").rows_skipped == 1
+    assert output(result, "dim_date").rows["date_id"].to_pylist() == [date(2022, 11, 3), date(2022, 11, 7)]
+
+
+@pytest.mark.parametrize(
+    "override, waits_for",
+    [
+        ({"payment_type_id": 99}, {"payment_type": 99}),
+        ({"transaction_id": 99}, {"transaction": 99}),
+        ({"counterparty_id": 99}, {"counterparty": 99}),
+        ({"currency_id": 99}, {"currency": 99}),
+        ({"transaction_id": 7}, {"transaction": 7}),  # in the state, but naming both orders
+    ],
+)
+def test_a_payment_waits_for_an_unknown_payment_type_transaction_counterparty_or_currency(override, waits_for):
+    states = states_with(**{**ALL_DIMENSIONS_AND_PAYMENTS, "transaction": [transaction(1), transaction(7, "SALE", 1, 2)]})
+    bad = payment(2, **override)
+    result = run("payment", [payment(1), bad], states)
+    assert output(result, "fact_payment").rows["payment_id"].to_pylist() == [1]
+    [line] = result.quarantine["fact_payment"].decode().splitlines()
+    quarantined = json.loads(line)
+    [(dimension, _)] = waits_for.items()
+    column = {"payment_type": "payment_type_id", "transaction": "transaction_id"}.get(dimension, f"{dimension}_id")
+    assert quarantined.pop("_reasons") == [f"{column}: refers to a known {dimension}"]
+    assert quarantined.pop("_waits_for") == waits_for
+    assert quarantined == bad
+
+
+# -- the version screen over generated inputs -----------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(hst.lists(hst.tuples(hst.integers(1, 4), hst.integers(0, 2), hst.booleans(), hst.sampled_from(["A", "B", None])),
+                 max_size=30))
+def test_any_mix_of_payment_versions_writes_the_first_row_of_each_version_once(items):
+    """Versions (payment_id, last_updated) repeated with the same or other content (the
+    bool `paid`, the payment_date): the first row of each version is written, exact
+    repeats are skipped, other rows for a version are rejected."""
+    rows = [
+        payment(i, updated=f"2022-11-0{3 + d}T10:00:00", paid=paid,
+                payment_date="2022-11-07" if text is None else f"2022-11-0{ord(text) - 60}")
+        for i, d, paid, text in items
+    ]
+    result = run("payment", rows, states_with(**ALL_DIMENSIONS_AND_PAYMENTS))
+    first: dict = {}
+    skipped = rejected = 0
+    for row in rows:
+        version = (row["payment_id"], row["last_updated"])
+        if version not in first:
+            first[version] = row
+        elif first[version] == row:
+            skipped += 1
+        else:
+            rejected += 1
+    written = output(result, "fact_payment").rows.to_pylist() if first else []
+    assert [(r["payment_id"], r["paid"], str(r["payment_date"])) for r in written] == [
+        (r["payment_id"], r["paid"], r["payment_date"]) for r in first.values()
+    ]
+    fact_report = report(result, "fact_payment")
+    assert (fact_report.rows_written, fact_report.rows_skipped, fact_report.rows_rejected) == (
+        len(first), skipped, rejected,
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(hst.lists(hst.tuples(hst.integers(1, 4), hst.sampled_from(["ZDOI5EA", "QLZLEXR", "ZDOI5EB"])), max_size=20))
+def test_purchase_order_versions_told_apart_by_their_text_alone(items):
+    """Every row has the same last_updated: only item_code (text) tells a repeat of a
+    version from a different row for it."""
+    rows = [purchase_order(i, item_code=code) for i, code in items]
+    result = run("purchase_order", rows, states_with(**ALL_DIMENSIONS))
+    first: dict = {}
+    for i, code in items:
+        first.setdefault(i, code)
+    repeats = [c == first[i] for n, (i, c) in enumerate(items) if i in dict(items[:n])]
+    written = output(result, "fact_purchase_order").rows.to_pylist() if items else []
+    assert [(r["purchase_order_id"], r["item_code"]) for r in written] == list(first.items())
+    fact_report = report(result, "fact_purchase_order")
+    assert (fact_report.rows_skipped, fact_report.rows_rejected) == (sum(repeats), len(repeats) - sum(repeats))
