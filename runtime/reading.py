@@ -18,6 +18,7 @@ import io
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import BinaryIO
 
@@ -42,15 +43,19 @@ MAX_LINE_BYTES = 1024 * 1024
 BLOCK_BYTES = 32 * 1024 * 1024
 _FIRST_READ = 256 * 1024
 
-# How pyarrow reads each column kind. Dates are read as text and checked after; a
-# decimal is read wide (JSON numbers and decimal strings both parse) and narrowed to
-# numeric(10,2) only when exact.
+# How pyarrow reads each column kind. Dates are read as text and checked after. An int
+# is read as a double, so integral floats (`2.0`, as some exports write ids) parse, and
+# a fraction or an out-of-range value is a value that fails its column, not a broken
+# line. A decimal is read wide (JSON numbers and decimal strings both parse) and
+# narrowed to numeric(10,2) only when exact; precision + scale stay within 38 digits,
+# because pyarrow does not check the rescale of an exponent (`1e30` read as
+# decimal128(38, 18) silently wraps around 128 bits).
 _READ_TYPES = {
-    t.INT: pa.int64(),
+    t.INT: pa.float64(),
     t.TEXT: pa.string(),
     t.TIMESTAMP: pa.timestamp("us"),
     t.DATE: pa.string(),
-    t.DECIMAL: pa.decimal128(38, 18),
+    t.DECIMAL: pa.decimal128(20, 18),
 }
 # The types every later stage sees (the analysts' DDL types).
 COERCED_TYPES = {
@@ -61,6 +66,14 @@ COERCED_TYPES = {
     t.DECIMAL: pa.decimal128(10, 2),
 }
 _INT32 = (-(2**31), 2**31 - 1)
+# What Python (and so every key and report) can represent: years 1 to 9999. An offset
+# can carry a parsed time out of it (0001-01-01T00:00:00+01:00 is year 0 in UTC).
+_TIMESTAMPS = (datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+_DATES = (date(1, 1, 1), date(9999, 12, 31))
+# A row's own timestamps may run this far ahead of the S3 LastModified of the object
+# that carries it (clocks differ); beyond, the row claims to come from the future and
+# would win its key over every later correction.
+WRITTEN_TOLERANCE = timedelta(minutes=5)
 
 
 def read_schema(source: t.SourceTable) -> pa.Schema:
@@ -232,8 +245,9 @@ def _empty_rows(schema: pa.Schema) -> pa.Table:
     return schema.append(pa.field(LINE, pa.int64())).empty_table()
 
 
-def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
-    """One block → coerced rows, and the failures of the lines that are not rows."""
+def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None = None) -> ParsedPacket:
+    """One block → coerced rows, and the failures of the lines that are not rows.
+    `written_at`: the S3 LastModified of the block's object (see coerce)."""
     schema = read_schema(source)
     table = _parse(block.data, schema)
     if table.num_rows == block.line_count:
@@ -246,7 +260,7 @@ def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
         pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
     raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
     failures = [_broken_failure(block, broken)] if broken else []
-    rows, coercion_failures = coerce(source, raw)
+    rows, coercion_failures = coerce(source, raw, written_at)
     return ParsedPacket(rows, block, tuple(failures + coercion_failures))
 
 
@@ -311,18 +325,32 @@ def _broken_failure(block: Block, broken: list[tuple[int, str]]) -> Failure:
     )
 
 
-def coerce(source: t.SourceTable, rows: pa.Table) -> tuple[pa.Table, list[Failure]]:
+def coerce(
+    source: t.SourceTable, rows: pa.Table, written_at: datetime | None = None
+) -> tuple[pa.Table, list[Failure]]:
     """Read types → the DDL types, vectorized. Rows that cannot be represented fail
-    and are left out of the result; every other row comes through unchanged."""
+    and are left out of the result; every other row comes through unchanged.
+
+    `written_at` is when the object carrying the rows was written (S3 LastModified):
+    a row's own timestamps may not be later, give or take WRITTEN_TOLERANCE.
+    """
     failures: list[Failure] = []
     columns = []
     rejected = pa.array(np.zeros(rows.num_rows, dtype=bool))
+    latest = _latest_allowed(written_at)
     for name, kind in source.columns:
         raw = rows[name]
         col, checks = _convert(kind, raw)
         if name in (source.key, "last_updated"):
             # Keeping the latest row per key needs both.
             checks.append((pc.is_null(raw), "not null (the row's identity and version)"))
+        if kind == t.TIMESTAMP and latest is not None:
+            checks.append(
+                (
+                    pc.greater(col, latest),
+                    f"not later than its object was written (S3 LastModified) + {_minutes(WRITTEN_TOLERANCE)}",
+                )
+            )
         for bad, check in checks:
             bad = pc.fill_null(bad, False)
             if pc.any(bad).as_py():
@@ -341,25 +369,50 @@ def coerce(source: t.SourceTable, rows: pa.Table) -> tuple[pa.Table, list[Failur
     return coerced.filter(pc.invert(rejected)), failures
 
 
+def _latest_allowed(written_at: datetime | None) -> pa.Scalar | None:
+    if written_at is None:
+        return None
+    if written_at.tzinfo is not None:  # S3 gives aware UTC times; rows are naive UTC
+        written_at = written_at.astimezone(timezone.utc).replace(tzinfo=None)
+    return pa.scalar(min(written_at + WRITTEN_TOLERANCE, _TIMESTAMPS[1]), pa.timestamp("us"))
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} minutes"
+
+
+def _outside(col: pa.ChunkedArray, bounds: tuple, arrow_type: pa.DataType) -> pa.ChunkedArray:
+    low, high = (pa.scalar(b, arrow_type) for b in bounds)
+    return pc.or_(pc.less(col, low), pc.greater(col, high))
+
+
 def _convert(kind: str, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list]:
     """One column to its DDL type; values that do not fit become null and are flagged."""
-    if kind in (t.INT, t.DATE, t.DECIMAL):
+    if kind == t.TIMESTAMP:
+        bad = _outside(col, _TIMESTAMPS, col.type)
+        return col, [(bad, "a timestamp in years 0001-9999 (UTC)")]
+    if kind in (t.INT, t.DECIMAL):
         try:
-            # A safe cast fails if any value does not fit: then find which, below.
+            # A safe cast fails if any value does not fit (a fraction, out of range):
+            # then find which, below.
             return pc.cast(col, COERCED_TYPES[kind]), []
         except pa.ArrowInvalid:
             pass
     if kind == t.INT:
-        bad = pc.or_(pc.less(col, _INT32[0]), pc.greater(col, _INT32[1]))
+        whole = pc.equal(pc.floor(col), col)
+        bad = pc.or_(pc.invert(whole), _outside(col, _INT32, col.type))
         return pc.cast(pc.if_else(pc.fill_null(bad, False), None, col), pa.int32()), [
-            (bad, "fits a 32-bit int")
+            (bad, "a whole number that fits a 32-bit int")
         ]
     if kind == t.DATE:
         parsed = pc.cast(pc.strptime(col, "%Y-%m-%d", "s", error_is_null=True), pa.date32())
         # strptime normalises 2022-02-30 to March 2nd: a round trip catches it.
         same = pc.fill_null(pc.equal(pc.strftime(parsed, "%Y-%m-%d"), col), False)
-        bad = pc.and_(pc.is_valid(col), pc.invert(same))
-        return pc.if_else(bad, None, parsed), [(bad, "an ISO date (YYYY-MM-DD)")]
+        bad = pc.or_(
+            pc.and_(pc.is_valid(col), pc.invert(same)),
+            pc.fill_null(_outside(parsed, _DATES, pa.date32()), False),
+        )
+        return pc.if_else(bad, None, parsed), [(bad, "an ISO date (YYYY-MM-DD) in years 0001-9999")]
     if kind == t.DECIMAL:
         cents = pc.round(col, 2)
         bad = pc.or_(
