@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime import keys
+from runtime.drift import PacketDrift
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
 from runtime.events import Event, PacketRef, parse_event
 from runtime.observability import (
@@ -26,6 +27,7 @@ from runtime.observability import (
     PACKETS_PROCESSED,
     ROWS_REJECTED,
     ROWS_WRITTEN,
+    SCHEMA_DRIFT,
     Metrics,
     logger,
 )
@@ -317,8 +319,17 @@ class Pipeline:
         # No row may be newer than the object that carries it (a 9999 stamp would win
         # its key forever).
         written = {key: self._source.last_modified(key) for key in object_keys}
-        blocks = (parse_block(source, block, written[block.key]) for block in read_blocks(objects))
+        drift = PacketDrift(source)
+        blocks = (
+            self._seen(drift, parse_block(source, block, written[block.key])) for block in read_blocks(objects)
+        )
         result = transform(source, blocks, states, name)
+        if drift:
+            logger.warning(
+                "schema drift: the source's columns differ from the declaration",
+                extra={"packet": name, "table": table, **drift.to_log()},
+            )
+            self._metrics.add(SCHEMA_DRIFT, table)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
@@ -470,6 +481,11 @@ class Pipeline:
         ]
 
     # -- helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def _seen(drift: PacketDrift, parsed):
+        drift.add(parsed.unknown_columns, parsed.failures)
+        return parsed
 
     def _put(self, key: str, body: bytes, source: str, rows: int) -> str:
         sha = hashlib.sha256(body).hexdigest()

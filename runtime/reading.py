@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from runtime import drift
 from runtime import tables as t
 from runtime.errors import UnreadableObjectError
 from runtime.validation import Failure, examples
@@ -136,6 +137,7 @@ class ParsedPacket:
     rows: pa.Table  # coerced source columns + __line
     text: Block | PacketText  # the source lines, for quarantining rejected rows
     failures: tuple[Failure, ...]  # broken lines and failed coercions, by line number
+    unknown_columns: frozenset[str] = frozenset()  # in the source, not declared: ignored
 
 
 def read_blocks(
@@ -238,7 +240,8 @@ def concat(source: t.SourceTable, parts: list[ParsedPacket]) -> ParsedPacket:
         return ParsedPacket(_empty_rows(coerced_schema(source)), PacketText(()), ())
     rows = pa.concat_tables([p.rows for p in parts])
     blocks = tuple(b for p in parts for b in (p.text.blocks if isinstance(p.text, PacketText) else (p.text,)))
-    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures))
+    unknown = frozenset().union(*(p.unknown_columns for p in parts))
+    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures), unknown)
 
 
 def _empty_rows(schema: pa.Schema) -> pa.Table:
@@ -258,10 +261,16 @@ def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None
         starts, ends = block._bounds
         candidates = np.flatnonzero(ends - starts > 0)  # empty lines are no rows
         pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
+    unknown = drift.unknown_columns(pieces, schema)
+    if unknown:
+        pieces = [p.select([*schema.names, LINE]) for p in pieces]
     raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
     failures = [_broken_failure(block, broken)] if broken else []
+    missing = []
+    if any(raw[name].null_count for name in schema.names):
+        raw, missing = drift.missing_columns(source, raw, drift.line_texts(block.data, *block._bounds), block.first_line)
     rows, coercion_failures = coerce(source, raw, written_at)
-    return ParsedPacket(rows, block, tuple(failures + coercion_failures))
+    return ParsedPacket(rows, block, tuple(failures + missing + coercion_failures), frozenset(unknown))
 
 
 class _Failed:
@@ -276,18 +285,45 @@ class _Failed:
 
 def _parse(data: pa.Buffer, schema: pa.Schema) -> pa.Table | _Failed:
     try:
-        return pj.read_json(
-            pa.BufferReader(data),
-            # Blocks of this size parse in parallel; a longer line cannot parse.
-            read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
+        # Unknown columns come through (typed by inference), to be reported as drift.
+        return _read_json(data, schema, "infer")
+    except pa.ArrowInvalid as exc:
+        conflict = str(exc)
+    try:
+        # The lines may still be fine: an unknown column whose type differs from line
+        # to line cannot be inferred, and must not break the rows. Read without it.
+        table = _read_json(data, schema, "ignore")
     except pa.ArrowInvalid as exc:
         return _Failed(str(exc))
+    # Name the unknown columns for the report (their values are ignored anyway): the
+    # one pyarrow names, and those of the first line, which alone cannot conflict.
+    names = {drift.conflicting_column(conflict)}
+    try:
+        end = memoryview(data)[: MAX_LINE_BYTES + 2].tobytes().find(b"\n") + 1
+        first = _read_json(data.slice(0, end), schema, "infer")
+        names.update(first.column_names)
+    except pa.ArrowInvalid:
+        pass
+    for name in sorted(n for n in names - set(schema.names) if n is not None):
+        table = table.append_column(name, pa.nulls(table.num_rows))
+    return table
+
+
+def _read_json(data: pa.Buffer, schema: pa.Schema, unexpected: str) -> pa.Table:
+    return pj.read_json(
+        pa.BufferReader(data),
+        # Blocks of this size parse in parallel; a longer line cannot parse.
+        read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
+        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected),
+    )
 
 
 def _with_lines(table: pa.Table, schema: pa.Schema, lines: pa.Array) -> pa.Table:
-    return table.select(schema.names).append_column(LINE, lines)
+    # Unknown columns are kept until parse_block has named them; one the source calls
+    # `__line` too must not be taken for ours.
+    if LINE in table.column_names:
+        table = table.rename_columns([f"{n} (a source column)" if n == LINE else n for n in table.column_names])
+    return table.append_column(LINE, lines)
 
 
 def _bisect(

@@ -177,3 +177,79 @@ def test_lastmodified_comes_from_the_object_not_the_clock():
     h.invoke("design:2")
     assert len(h.quarantine("dim_design", "design:2")) == 1
     assert [r["design_name"] for r in h.rows("dim_design")] == ["Wooden"]
+
+
+# -- schema drift ---------------------------------------------------------------------
+
+
+def _drift_logs(caplog):
+    import json
+
+    return [json.loads(r.message) if r.message.startswith("{") else r for r in caplog.records
+            if "schema drift" in r.getMessage()]
+
+
+def _dimensions_and(h, table, rows):
+    h.upload_dimensions(1)
+    h.invoke("currency:1", "design:1", "address:1", "department:1", "counterparty:1", "staff:1")
+    h.upload(table, 1 if table == "sales_order" else 2, rows)
+    h.invoke(f"{table}:{1 if table == 'sales_order' else 2}")
+
+
+def _drift_metric(h, table):
+    return sum(doc.get("SchemaDrift", 0) for doc in h.metrics() if doc["table"] == table)
+
+
+def test_an_unknown_column_is_ignored_for_the_output_but_reported_once_per_packet(caplog):
+    from runtime.observability import logger
+
+    h = Harness()
+    rows = [sales_order(i, discount=i % 2 and "ten" or 10, channel={"web": True}) for i in range(1, 5)]
+    with caplog.at_level("WARNING", logger=logger.name):
+        _dimensions_and(h, "sales_order", rows)
+    assert len(h.rows("fact_sales_order")) == 4  # no row broken by them
+    [warning] = [r for r in caplog.records if "schema drift" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert (warning.table, warning.unknown_columns) == ("sales_order", ["channel", "discount"])
+    assert _drift_metric(h, "sales_order") == 1
+
+
+def test_a_missing_or_retyped_declared_column_rejects_those_rows_and_is_reported(caplog):
+    from runtime.observability import logger
+
+    h = Harness()
+    missing = sales_order(2)
+    del missing["agreed_delivery_date"]
+    retyped = sales_order(3, staff_id="nineteen")
+    with caplog.at_level("WARNING", logger=logger.name):
+        _dimensions_and(h, "sales_order", [sales_order(1), missing, retyped, sales_order(4)])
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 4]
+    rejected = {r.get("sales_order_id", r.get("_raw")): r["_reasons"] for r in h.quarantine("fact_sales_order", "sales_order:1")}
+    assert any("agreed_delivery_date" in reason and "missing" in reason for reason in rejected[2])
+    [warning] = [r for r in caplog.records if "schema drift" in r.getMessage()]
+    assert warning.missing_columns == {"agreed_delivery_date": 1}
+    assert warning.retyped_columns == {"staff_id": 1}
+    assert _drift_metric(h, "sales_order") == 1
+
+
+def test_a_null_is_not_a_missing_column():
+    from tests.harness import address
+
+    packet = parse([address(1, line_2=None), {**address(2), "address_line_2": None}], SOURCES["address"])
+    assert packet.failures == () and packet.rows.num_rows == 2
+
+
+def test_no_drift_no_warning(caplog):
+    from runtime.observability import logger
+
+    h = Harness()
+    with caplog.at_level("WARNING", logger=logger.name):
+        _dimensions_and(h, "sales_order", [sales_order(1)])
+    assert not [r for r in caplog.records if "schema drift" in r.getMessage()]
+    assert _drift_metric(h, "sales_order") == 0
+
+
+def test_a_source_column_called_like_our_bookkeeping_is_only_an_unknown_column():
+    packet = parse([{**sales_order(1), "__line": 99}])
+    assert packet.failures == () and packet.rows["__line"].to_pylist() == [0]
+    assert packet.unknown_columns == {"__line (a source column)"}
