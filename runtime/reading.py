@@ -427,11 +427,15 @@ def _convert(kind: str, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list]:
     if kind == t.TIMESTAMP:
         bad = _outside(col, _TIMESTAMPS, col.type)
         return col, [(bad, "a timestamp in years 0001-9999 (UTC)")]
-    if kind in (t.INT, t.DECIMAL):
+    if kind in (t.INT, t.DATE, t.DECIMAL):
         try:
-            # A safe cast fails if any value does not fit (a fraction, out of range):
-            # then find which, below.
-            return pc.cast(col, COERCED_TYPES[kind]), []
+            # A safe cast fails if any value does not fit (a fraction, out of range, not
+            # a date): then find which, below.
+            cast = pc.cast(col, COERCED_TYPES[kind])
+            if kind != t.DATE:
+                return cast, []
+            if not pc.any(_outside(cast, _DATES, pa.date32())).as_py():
+                return cast, []
         except pa.ArrowInvalid:
             pass
     if kind == t.INT:
