@@ -454,6 +454,8 @@ def _convert(kind: str, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list]:
         )
         return pc.if_else(bad, None, parsed), [(bad, "an ISO date (YYYY-MM-DD) in years 0001-9999")]
     if kind == t.DECIMAL:
+        # Widened first: rounding 99.995 gives 100.00, one digit more than read.
+        col = pc.cast(col, pa.decimal128(38, 18))
         cents = pc.round(col, 2)
         bad = pc.or_(
             pc.not_equal(cents, col),

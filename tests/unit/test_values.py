@@ -253,3 +253,57 @@ def test_a_source_column_called_like_our_bookkeeping_is_only_an_unknown_column()
     packet = parse([{**sales_order(1), "__line": 99}])
     assert packet.failures == () and packet.rows["__line"].to_pylist() == [0]
     assert packet.unknown_columns == {"__line (a source column)"}
+
+
+# -- properties over the number space -----------------------------------------------
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.one_of(st.integers(min_value=-(2**63), max_value=2**63), st.floats(allow_nan=False, allow_infinity=False)))
+def test_an_int_column_takes_exactly_the_whole_numbers_of_int32(value):
+    import json
+
+    line = json.dumps(sales_order(1)).replace('"units_sold": 42972', f'"units_sold": {json.dumps(value)}')
+    packet = parse([line])
+    fits = float(value).is_integer() and -(2**31) <= value <= 2**31 - 1
+    if fits:
+        assert packet.rows["units_sold"].to_pylist() == [int(value)]
+    else:
+        assert packet.rows.num_rows == 0 and len(packet.failures) == 1
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=4),
+    st.booleans(),
+)
+def test_a_decimal_column_takes_exactly_numeric_10_2(value, as_string):
+    import json
+
+    text = json.dumps(str(value)) if as_string else str(value)
+    line = json.dumps(sales_order(1)).replace('"unit_price": 3.94', f'"unit_price": {text}')
+    packet = parse([line])
+    fits = value == value.quantize(Decimal("0.01")) and abs(value) < Decimal("1e8")
+    if fits:
+        assert packet.rows["unit_price"].to_pylist() == [value.quantize(Decimal("0.01"))]
+    else:
+        assert packet.rows.num_rows == 0 and len(packet.failures) == 1
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    st.sampled_from(["", "Z", "+00:00", "+01:00", "-01:00", "+05:30", "-12:00", "+14:00"]),
+)
+def test_a_timestamp_is_read_in_utc_and_kept_only_inside_years_1_to_9999(local, offset):
+    stamp = local.isoformat(timespec="microseconds") + offset
+    packet = parse([sales_order(1, created_at=stamp)])
+    shift = timedelta() if offset in ("", "Z") else datetime.strptime(offset, "%z").utcoffset()
+    try:
+        utc = local - shift
+    except OverflowError:
+        utc = None
+    if utc is not None:
+        assert packet.rows["created_at"].to_pylist() == [utc]
+    else:
+        assert packet.rows.num_rows == 0 and [f.column for f in packet.failures] == ["created_at"]
