@@ -40,7 +40,7 @@ synth: $(STAMP) $(NODE_STAMP)
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
 
-## bench: large sales_order packets through the real processing path, against pyarrow and pandas
+## bench: large sales_order packets through the real processing path, against DuckDB, pyarrow and pandas
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
 

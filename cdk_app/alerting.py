@@ -15,7 +15,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.observability import DEFAULT_NAMESPACE, PACKET_GAP, PROCESSING_FAILED, ROWS_REJECTED
+from runtime.observability import (
+    DEFAULT_NAMESPACE,
+    PACKET_GAP,
+    PROCESSING_FAILED,
+    ROWS_REJECTED,
+    SCHEMA_DRIFT,
+)
 
 # Alarm when the longest invocation in a period used this share of the timeout.
 DURATION_WARNING_SHARE = 0.8
@@ -37,6 +43,12 @@ RUNTIME_METRIC_ALARMS: tuple[tuple[str, str], ...] = (
         PACKET_GAP,
         "A packet named by the ingestion was missing while a later one existed; it was passed "
         "over. The warning log line names the table and packet id.",
+    ),
+    (
+        SCHEMA_DRIFT,
+        "A source packet's columns differ from the declaration in runtime/tables.py (unknown, "
+        "missing or retyped columns). The warning log line 'schema drift' names the table, "
+        "the packet and the columns.",
     ),
     (
         PROCESSING_FAILED,

@@ -7,11 +7,11 @@ event or record can steer a key outside its prefix.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from runtime.tables import OUTPUT_TABLES, SOURCES
 
-TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+TS_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # the year always four digits (see key_timestamp)
 COMMITS = "_commits/"
 PENDING = "_pending/"
 STATE = "_state/"
@@ -46,8 +46,23 @@ def is_packet_object(key: str) -> bool:
     return key.endswith(".jsonl") or key.endswith(".jsonl.gz")
 
 
+def key_timestamp(updated: datetime) -> str:
+    """`updated` as TS_FORMAT, in UTC, with a zero-padded four-digit year.
+
+    strftime's %Y gives `1` for year 1 on Linux, which would make keys of early years
+    sort and parse wrongly; an aware time is converted to UTC first, a naive one is
+    UTC already (DESIGN §5).
+    """
+    if updated.tzinfo is not None and updated.utcoffset() is not None:
+        try:
+            updated = updated.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError as exc:
+            raise ValueError(f"{updated.isoformat()} is outside years 1-9999 in UTC") from exc
+    return f"{updated.year:04d}{updated.strftime('%m%dT%H%M%S.%f')}Z"
+
+
 def output_key(table: str, n: int, updated: datetime) -> str:
-    return f"{_output(table)}/{table}_packet_{_positive(n)}_processed_{updated.strftime(TS_FORMAT)}.parquet"
+    return f"{_output(table)}/{table}_packet_{_positive(n)}_processed_{key_timestamp(updated)}.parquet"
 
 
 def commit_key(table: str, packet_id: int) -> str:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime import keys
+from runtime.drift import PacketDrift
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
 from runtime.events import Event, PacketRef, parse_event
 from runtime.observability import (
@@ -26,6 +27,7 @@ from runtime.observability import (
     PACKETS_PROCESSED,
     ROWS_REJECTED,
     ROWS_WRITTEN,
+    SCHEMA_DRIFT,
     Metrics,
     logger,
 )
@@ -309,8 +311,20 @@ class Pipeline:
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
-        blocks = (parse_block(source, block) for block in read_blocks(objects))
+        # No row may be newer than the object that carries it (a 9999 stamp would win
+        # its key forever).
+        written = {key: self._source.last_modified(key) for key in object_keys}
+        drift = PacketDrift(source)
+        blocks = (
+            self._seen(drift, parse_block(source, block, written[block.key])) for block in read_blocks(objects)
+        )
         result = transform(source, blocks, states, name)
+        if drift:
+            logger.warning(
+                "schema drift: the source's columns differ from the declaration",
+                extra={"packet": name, "table": table, **drift.to_log()},
+            )
+            self._metrics.add(SCHEMA_DRIFT, table)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
@@ -388,6 +402,8 @@ class Pipeline:
             return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
         taken = self._live_quarantine(replay)
         parts, state_inputs = {}, []
+        # The rows' own objects are long read: the quarantine files bound them instead.
+        written = max((self._store.last_modified(k) for k in taken), default=None)
         for fact in FACTS:  # each fact's quarantined rows, fed back as rows of its source
             lines = []
             for key in (k for k in taken if k.startswith(keys.quarantine_prefix(fact.name))):
@@ -399,7 +415,7 @@ class Pipeline:
                         continue
                     lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
             body = b"\n".join(lines) + b"\n" if lines else b""
-            parts[fact.source] = _parsed(SOURCES[fact.source], body)
+            parts[fact.source] = _parsed(SOURCES[fact.source], body, written)
             state_inputs += STATE_INPUTS[fact.source]
         states = {t: self._load_state(t) for t in dict.fromkeys(state_inputs)}
         result = replay_facts(parts, states, name)
@@ -467,6 +483,11 @@ class Pipeline:
 
     # -- helpers ------------------------------------------------------------------
 
+    @staticmethod
+    def _seen(drift: PacketDrift, parsed):
+        drift.add(parsed.unknown_columns, parsed.failures)
+        return parsed
+
     def _put(self, key: str, body: bytes, source: str, rows: int) -> str:
         sha = hashlib.sha256(body).hexdigest()
         self._store.put_if_absent(key, body, {"source": source, "rows": str(rows), "sha256": sha})
@@ -500,9 +521,9 @@ class Pipeline:
         return from_parquet(data).cast(coerced_schema(SOURCES[table]))
 
 
-def _parsed(source, body: bytes):
-    """Replayed rows as parsed blocks of `source`."""
-    return (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
+def _parsed(source, body: bytes, written):
+    """Replayed rows as parsed blocks of `source`; `written` bounds their timestamps."""
+    return (parse_block(source, b, written) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
 
 
 def request_replay(store: ProcessedStore) -> int:

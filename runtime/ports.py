@@ -6,6 +6,7 @@ same ports. Nothing behind these names is imported by the core.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 
@@ -17,6 +18,9 @@ class IngestionSource(Protocol):
 
     def open(self, key: str) -> BinaryIO:
         """A stream of the object's bytes, read as it is consumed."""
+
+    def last_modified(self, key: str) -> datetime:
+        """When the object was written (S3 LastModified): no row in it can be newer."""
 
 
 class ProcessedStore(Protocol):
@@ -36,6 +40,9 @@ class ProcessedStore(Protocol):
         """
 
     def delete(self, key: str) -> None: ...
+
+    def last_modified(self, key: str) -> datetime:
+        """When the object was written (a replay bounds quarantined rows by it)."""
 
 
 class PacketIds(Protocol):

@@ -18,6 +18,7 @@ import io
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import BinaryIO
 
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from runtime import drift
 from runtime import tables as t
 from runtime.errors import UnreadableObjectError
 from runtime.validation import Failure, examples
@@ -42,15 +44,19 @@ MAX_LINE_BYTES = 1024 * 1024
 BLOCK_BYTES = 32 * 1024 * 1024
 _FIRST_READ = 256 * 1024
 
-# How pyarrow reads each column kind. Dates are read as text and checked after; a
-# decimal is read wide (JSON numbers and decimal strings both parse) and narrowed to
-# numeric(10,2) only when exact.
+# How pyarrow reads each column kind. Dates are read as text and checked after. An int
+# is read as a double, so integral floats (`2.0`, as some exports write ids) parse, and
+# a fraction or an out-of-range value is a value that fails its column, not a broken
+# line. A decimal is read wide (JSON numbers and decimal strings both parse) and
+# narrowed to numeric(10,2) only when exact; precision + scale stay within 38 digits,
+# because pyarrow does not check the rescale of an exponent (`1e30` read as
+# decimal128(38, 18) silently wraps around 128 bits).
 _READ_TYPES = {
-    t.INT: pa.int64(),
+    t.INT: pa.float64(),
     t.TEXT: pa.string(),
     t.TIMESTAMP: pa.timestamp("us"),
     t.DATE: pa.string(),
-    t.DECIMAL: pa.decimal128(38, 18),
+    t.DECIMAL: pa.decimal128(20, 18),
     t.BOOL: pa.bool_(),
 }
 # The types every later stage sees (the analysts' DDL types).
@@ -63,6 +69,14 @@ COERCED_TYPES = {
     t.BOOL: pa.bool_(),
 }
 _INT32 = (-(2**31), 2**31 - 1)
+# What Python (and so every key and report) can represent: years 1 to 9999. An offset
+# can carry a parsed time out of it (0001-01-01T00:00:00+01:00 is year 0 in UTC).
+_TIMESTAMPS = (datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+_DATES = (date(1, 1, 1), date(9999, 12, 31))
+# A row's own timestamps may run this far ahead of the S3 LastModified of the object
+# that carries it (clocks differ); beyond, the row claims to come from the future and
+# would win its key over every later correction.
+WRITTEN_TOLERANCE = timedelta(minutes=5)
 
 
 def read_schema(source: t.SourceTable) -> pa.Schema:
@@ -125,6 +139,7 @@ class ParsedPacket:
     rows: pa.Table  # coerced source columns + __line
     text: Block | PacketText  # the source lines, for quarantining rejected rows
     failures: tuple[Failure, ...]  # broken lines and failed coercions, by line number
+    unknown_columns: frozenset[str] = frozenset()  # in the source, not declared: ignored
 
 
 def read_blocks(
@@ -227,15 +242,17 @@ def concat(source: t.SourceTable, parts: list[ParsedPacket]) -> ParsedPacket:
         return ParsedPacket(_empty_rows(coerced_schema(source)), PacketText(()), ())
     rows = pa.concat_tables([p.rows for p in parts])
     blocks = tuple(b for p in parts for b in (p.text.blocks if isinstance(p.text, PacketText) else (p.text,)))
-    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures))
+    unknown = frozenset().union(*(p.unknown_columns for p in parts))
+    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures), unknown)
 
 
 def _empty_rows(schema: pa.Schema) -> pa.Table:
     return schema.append(pa.field(LINE, pa.int64())).empty_table()
 
 
-def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
-    """One block → coerced rows, and the failures of the lines that are not rows."""
+def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None = None) -> ParsedPacket:
+    """One block → coerced rows, and the failures of the lines that are not rows.
+    `written_at`: the S3 LastModified of the block's object (see coerce)."""
     schema = read_schema(source)
     table = _parse(block.data, schema)
     if table.num_rows == block.line_count:
@@ -246,10 +263,16 @@ def parse_block(source: t.SourceTable, block: Block) -> ParsedPacket:
         starts, ends = block._bounds
         candidates = np.flatnonzero(ends - starts > 0)  # empty lines are no rows
         pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
+    unknown = drift.unknown_columns(pieces, schema)
+    if unknown:
+        pieces = [p.select([*schema.names, LINE]) for p in pieces]
     raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
     failures = [_broken_failure(block, broken)] if broken else []
-    rows, coercion_failures = coerce(source, raw)
-    return ParsedPacket(rows, block, tuple(failures + coercion_failures))
+    missing = []
+    if any(raw[name].null_count for name in schema.names):
+        raw, missing = drift.missing_columns(source, raw, drift.line_texts(block.data, *block._bounds), block.first_line)
+    rows, coercion_failures = coerce(source, raw, written_at)
+    return ParsedPacket(rows, block, tuple(failures + missing + coercion_failures), frozenset(unknown))
 
 
 class _Failed:
@@ -264,18 +287,45 @@ class _Failed:
 
 def _parse(data: pa.Buffer, schema: pa.Schema) -> pa.Table | _Failed:
     try:
-        return pj.read_json(
-            pa.BufferReader(data),
-            # Blocks of this size parse in parallel; a longer line cannot parse.
-            read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-        )
+        # Unknown columns come through (typed by inference), to be reported as drift.
+        return _read_json(data, schema, "infer")
+    except pa.ArrowInvalid as exc:
+        conflict = str(exc)
+    try:
+        # The lines may still be fine: an unknown column whose type differs from line
+        # to line cannot be inferred, and must not break the rows. Read without it.
+        table = _read_json(data, schema, "ignore")
     except pa.ArrowInvalid as exc:
         return _Failed(str(exc))
+    # Name the unknown columns for the report (their values are ignored anyway): the
+    # one pyarrow names, and those of the first line, which alone cannot conflict.
+    names = {drift.conflicting_column(conflict)}
+    try:
+        end = memoryview(data)[: MAX_LINE_BYTES + 2].tobytes().find(b"\n") + 1
+        first = _read_json(data.slice(0, end), schema, "infer")
+        names.update(first.column_names)
+    except pa.ArrowInvalid:
+        pass
+    for name in sorted(n for n in names - set(schema.names) if n is not None):
+        table = table.append_column(name, pa.nulls(table.num_rows))
+    return table
+
+
+def _read_json(data: pa.Buffer, schema: pa.Schema, unexpected: str) -> pa.Table:
+    return pj.read_json(
+        pa.BufferReader(data),
+        # Blocks of this size parse in parallel; a longer line cannot parse.
+        read_options=pj.ReadOptions(block_size=MAX_LINE_BYTES + 1, use_threads=True),
+        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior=unexpected),
+    )
 
 
 def _with_lines(table: pa.Table, schema: pa.Schema, lines: pa.Array) -> pa.Table:
-    return table.select(schema.names).append_column(LINE, lines)
+    # Unknown columns are kept until parse_block has named them; one the source calls
+    # `__line` too must not be taken for ours.
+    if LINE in table.column_names:
+        table = table.rename_columns([f"{n} (a source column)" if n == LINE else n for n in table.column_names])
+    return table.append_column(LINE, lines)
 
 
 def _bisect(
@@ -313,18 +363,32 @@ def _broken_failure(block: Block, broken: list[tuple[int, str]]) -> Failure:
     )
 
 
-def coerce(source: t.SourceTable, rows: pa.Table) -> tuple[pa.Table, list[Failure]]:
+def coerce(
+    source: t.SourceTable, rows: pa.Table, written_at: datetime | None = None
+) -> tuple[pa.Table, list[Failure]]:
     """Read types → the DDL types, vectorized. Rows that cannot be represented fail
-    and are left out of the result; every other row comes through unchanged."""
+    and are left out of the result; every other row comes through unchanged.
+
+    `written_at` is when the object carrying the rows was written (S3 LastModified):
+    a row's own timestamps may not be later, give or take WRITTEN_TOLERANCE.
+    """
     failures: list[Failure] = []
     columns = []
     rejected = pa.array(np.zeros(rows.num_rows, dtype=bool))
+    latest = _latest_allowed(written_at)
     for name, kind in source.columns:
         raw = rows[name]
         col, checks = _convert(kind, raw)
         if name in (source.key, "last_updated"):
             # Keeping the latest row per key needs both.
             checks.append((pc.is_null(raw), "not null (the row's identity and version)"))
+        if kind == t.TIMESTAMP and latest is not None:
+            checks.append(
+                (
+                    pc.greater(col, latest),
+                    f"not later than its object was written (S3 LastModified) + {_minutes(WRITTEN_TOLERANCE)}",
+                )
+            )
         for bad, check in checks:
             bad = pc.fill_null(bad, False)
             if pc.any(bad).as_py():
@@ -343,26 +407,57 @@ def coerce(source: t.SourceTable, rows: pa.Table) -> tuple[pa.Table, list[Failur
     return coerced.filter(pc.invert(rejected)), failures
 
 
+def _latest_allowed(written_at: datetime | None) -> pa.Scalar | None:
+    if written_at is None:
+        return None
+    if written_at.tzinfo is not None:  # S3 gives aware UTC times; rows are naive UTC
+        written_at = written_at.astimezone(timezone.utc).replace(tzinfo=None)
+    return pa.scalar(min(written_at + WRITTEN_TOLERANCE, _TIMESTAMPS[1]), pa.timestamp("us"))
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} minutes"
+
+
+def _outside(col: pa.ChunkedArray, bounds: tuple, arrow_type: pa.DataType) -> pa.ChunkedArray:
+    low, high = (pa.scalar(b, arrow_type) for b in bounds)
+    return pc.or_(pc.less(col, low), pc.greater(col, high))
+
+
 def _convert(kind: str, col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list]:
     """One column to its DDL type; values that do not fit become null and are flagged."""
+    if kind == t.TIMESTAMP:
+        bad = _outside(col, _TIMESTAMPS, col.type)
+        return col, [(bad, "a timestamp in years 0001-9999 (UTC)")]
     if kind in (t.INT, t.DATE, t.DECIMAL):
         try:
-            # A safe cast fails if any value does not fit: then find which, below.
-            return pc.cast(col, COERCED_TYPES[kind]), []
+            # A safe cast fails if any value does not fit (a fraction, out of range, not
+            # a date): then find which, below.
+            cast = pc.cast(col, COERCED_TYPES[kind])
+            if kind != t.DATE:
+                return cast, []
+            if not pc.any(_outside(cast, _DATES, pa.date32())).as_py():
+                return cast, []
         except pa.ArrowInvalid:
             pass
     if kind == t.INT:
-        bad = pc.or_(pc.less(col, _INT32[0]), pc.greater(col, _INT32[1]))
+        whole = pc.equal(pc.floor(col), col)
+        bad = pc.or_(pc.invert(whole), _outside(col, _INT32, col.type))
         return pc.cast(pc.if_else(pc.fill_null(bad, False), None, col), pa.int32()), [
-            (bad, "fits a 32-bit int")
+            (bad, "a whole number that fits a 32-bit int")
         ]
     if kind == t.DATE:
         parsed = pc.cast(pc.strptime(col, "%Y-%m-%d", "s", error_is_null=True), pa.date32())
         # strptime normalises 2022-02-30 to March 2nd: a round trip catches it.
         same = pc.fill_null(pc.equal(pc.strftime(parsed, "%Y-%m-%d"), col), False)
-        bad = pc.and_(pc.is_valid(col), pc.invert(same))
-        return pc.if_else(bad, None, parsed), [(bad, "an ISO date (YYYY-MM-DD)")]
+        bad = pc.or_(
+            pc.and_(pc.is_valid(col), pc.invert(same)),
+            pc.fill_null(_outside(parsed, _DATES, pa.date32()), False),
+        )
+        return pc.if_else(bad, None, parsed), [(bad, "an ISO date (YYYY-MM-DD) in years 0001-9999")]
     if kind == t.DECIMAL:
+        # Widened first: rounding 99.995 gives 100.00, one digit more than read.
+        col = pc.cast(col, pa.decimal128(38, 18))
         cents = pc.round(col, 2)
         bad = pc.or_(
             pc.not_equal(cents, col),

@@ -58,13 +58,32 @@ class Failure:
 
 def examples(values: pa.Array | pa.ChunkedArray) -> tuple[str, ...]:
     """A few failing values for the report, short, as text."""
-    return tuple(
-        "null" if v is None else str(v)[:_EXAMPLE_CHARS] for v in values[:_EXAMPLES].to_pylist()
-    )
+    values = values[:_EXAMPLES]
+    if pa.types.is_temporal(values.type):
+        # Arrow formats any timestamp; Python's datetime stops at years 1-9999.
+        values = pc.cast(values, pa.string())
+    return tuple("null" if v is None else str(v)[:_EXAMPLE_CHARS] for v in values.to_pylist())
+
+
+# Text a warehouse column cannot hold. PostgreSQL refuses U+0000 in text (the whole
+# load fails); NOT NULL text that is empty or only whitespace is a missing value in
+# disguise. Whitespace as Python's str.isspace counts it, in RE2 syntax (Arrow's regex).
+_WHITESPACE = r"\t\n\x{0B}\f\r\x{1C}-\x{1F}\x{85}\p{Z}"
+NO_NUL = pdv.Check(
+    lambda s: ~s.str.contains("\x00", regex=False),
+    error="no U+0000 character (PostgreSQL text cannot hold it)",
+)
+NOT_BLANK = pdv.Check(
+    lambda s: s.str.contains(f"[^{_WHITESPACE}]", regex=True),
+    error="not empty or only whitespace (a NOT NULL text)",
+)
 
 
 def column(arrow_type: pa.DataType, *checks: pdv.Check, nullable: bool = False, **kw) -> pdv.Column:
-    """A pandera column of an Arrow-backed dtype: the exact DDL type, no coercion."""
+    """A pandera column of an Arrow-backed dtype: the exact DDL type, no coercion.
+    Text columns also get the checks every warehouse text must pass."""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        checks = (*checks, NO_NUL) if nullable else (*checks, NO_NUL, NOT_BLANK)
     return pdv.Column(pd.ArrowDtype(arrow_type), list(checks), nullable=nullable, **kw)
 
 

@@ -7,7 +7,12 @@ fresh process and several times:
 - ours:      the pipeline (read, coerce, screen, validate, write Parquet, commit) with
              the buckets on local disk, so the processing itself is what is measured;
 - ours+S3:   the same through lambda_handler and moto's server (S3 transfer included);
-- pyarrow:   a bare pyarrow JSON parse of the same file (the floor);
+- duckdb:    DuckDB doing the whole fact path on the same file: read_json with
+             explicit columns, casts, the date/time split, decimal(10,2), Parquet
+             (the reference the target is set against);
+- pyarrow:   a bare pyarrow JSON parse of the same file;
+- duckdb-parse: a bare DuckDB read_json of the same file into Arrow, with the read
+             types our parse uses (the other candidate reader);
 - pandas:    the common approach: pd.read_json(lines=True), .dt.date/.dt.time,
              to_parquet.
 
@@ -87,6 +92,59 @@ def _pyarrow(source: Path, work: Path) -> tuple[float, int]:
     return time.perf_counter() - started, 0
 
 
+# The sales_order source columns as DuckDB reads them (explicit, no sniffing).
+_DUCKDB_COLUMNS = {
+    "sales_order_id": "INTEGER", "created_at": "TIMESTAMP", "last_updated": "TIMESTAMP",
+    "design_id": "INTEGER", "staff_id": "INTEGER", "counterparty_id": "INTEGER",
+    "units_sold": "INTEGER", "unit_price": "DECIMAL(10,2)", "currency_id": "INTEGER",
+    "agreed_delivery_date": "DATE", "agreed_payment_date": "DATE",
+    "agreed_delivery_location_id": "INTEGER",
+}
+_DUCKDB_FACT = """
+COPY (
+    SELECT sales_order_id,
+           CAST(created_at AS DATE) AS created_date, CAST(created_at AS TIME) AS created_time,
+           CAST(last_updated AS DATE) AS last_updated_date, CAST(last_updated AS TIME) AS last_updated_time,
+           staff_id AS sales_staff_id, counterparty_id, units_sold,
+           CAST(unit_price AS DECIMAL(10, 2)) AS unit_price, currency_id, design_id,
+           agreed_payment_date, agreed_delivery_date, agreed_delivery_location_id
+    FROM read_json(?, format = 'newline_delimited', columns = {columns})
+) TO '{out}' (FORMAT parquet, COMPRESSION snappy)
+"""
+
+
+def _duckdb(source: Path, work: Path) -> tuple[float, int]:
+    import duckdb
+
+    out = work / "fact.parquet"
+    columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in _DUCKDB_COLUMNS.items()) + "}"
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(_DUCKDB_FACT.format(columns=columns, out=out), [str(source)])
+    return time.perf_counter() - started, out.stat().st_size
+
+
+def _duckdb_parse(source: Path, work: Path) -> tuple[float, int]:
+    import duckdb
+    import pyarrow as pa
+
+    from runtime.reading import read_schema
+    from runtime.tables import SOURCES
+
+    duck = {"double": "DOUBLE", "string": "VARCHAR", "timestamp[us]": "TIMESTAMP"}
+    columns = {
+        f.name: f"DECIMAL({f.type.precision},{f.type.scale})" if str(f.type).startswith("decimal")
+        else duck[str(f.type)]
+        for f in read_schema(SOURCES["sales_order"])
+    }
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        result = con.read_json(str(source), format="newline_delimited", columns=columns).arrow()
+        if isinstance(result, pa.RecordBatchReader):  # DuckDB 2 hands back a lazy reader
+            result.read_all()
+    return time.perf_counter() - started, 0
+
+
 def _pandas(source: Path, work: Path) -> tuple[float, int]:
     import pandas as pd
 
@@ -157,7 +215,10 @@ def _ours_s3(source: Path, work: Path) -> tuple[float, int]:
         return wall, written
 
 
-_MEASURES = {"ours": _ours, "ours+S3": _ours_s3, "pyarrow": _pyarrow, "pandas": _pandas}
+_MEASURES = {
+    "ours": _ours, "ours+S3": _ours_s3, "duckdb": _duckdb, "pyarrow": _pyarrow,
+    "duckdb-parse": _duckdb_parse, "pandas": _pandas,
+}
 
 
 # -- the driver -----------------------------------------------------------------
@@ -215,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     reference = 1_000_000 if 1_000_000 in sizes else sizes[len(sizes) // 2]
-    plan = [("ours", n) for n in sizes] + [("ours+S3", reference), ("pyarrow", reference), ("pandas", reference)]
+    plan = [("ours", n) for n in sizes] + [
+        ("ours+S3", reference), ("duckdb", reference), ("pyarrow", reference),
+        ("duckdb-parse", reference), ("pandas", reference),
+    ]
     say(f"benchmark: {len(plan)} measurements x {args.repeat} runs, each in a fresh process")
     for n in sizes:
         packet(n)
@@ -232,10 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [round(r["wall_s"], 2) for r in runs],
         })
 
-    print(f"\n{'what':<9}{'rows':>11}{'input MB':>10}{'wall s':>8}{'rows/s':>12}{'peak RSS MB':>13}{'output MB':>11}   runs (s)")
+    print(f"\n{'what':<13}{'rows':>11}{'input MB':>10}{'wall s':>8}{'rows/s':>12}{'peak RSS MB':>13}{'output MB':>11}   runs (s)")
     for r in results:
         print(
-            f"{r['kind']:<9}{r['rows']:>11,}{r['input_mb']:>10.0f}{r['wall_s']:>8.2f}"
+            f"{r['kind']:<13}{r['rows']:>11,}{r['input_mb']:>10.0f}{r['wall_s']:>8.2f}"
             f"{r['rows'] / r['wall_s']:>12,.0f}{r['peak_rss_mb']:>13.0f}{r['output_mb']:>11.1f}   {r['runs']}"
         )
     by_kind = {(r["kind"], r["rows"]): r for r in results}
@@ -243,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\non {reference:,} rows: ours is {by_kind[('pandas', reference)]['wall_s'] / ours:.1f}x faster than "
           f"the pandas approach, and takes {ours / by_kind[('pyarrow', reference)]['wall_s']:.1f}x "
           f"the bare pyarrow parse")
+    duck = by_kind[("duckdb", reference)]
+    print(f"ours / DuckDB's whole fact path: {ours / duck['wall_s']:.1f}x the wall time, "
+          f"{by_kind[('ours', reference)]['peak_rss_mb'] / duck['peak_rss_mb']:.1f}x the peak RSS "
+          f"(target: at most 2x the time, 500 MB)")
+    print(f"the bare parse alone: pyarrow {by_kind[('pyarrow', reference)]['wall_s'] / duck['wall_s']:.1f}x, "
+          f"DuckDB {by_kind[('duckdb-parse', reference)]['wall_s'] / duck['wall_s']:.1f}x DuckDB's whole fact path")
     print(f"handler import (cold start): {import_time(5):.2f} s, median of 5 fresh processes")
     return 0
 

@@ -4,6 +4,7 @@ benchmark can time the real processing path without an S3 emulator in the way.""
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,6 +26,9 @@ class LocalDirectory:
 
     def open(self, key: str) -> BinaryIO:
         return open(self.root / key, "rb")
+
+    def last_modified(self, key: str) -> datetime:
+        return datetime.fromtimestamp((self.root / key).stat().st_mtime, timezone.utc)
 
     def read(self, key: str) -> bytes | None:
         path = self.root / key

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from datetime import datetime, timezone
 
 from runtime.errors import OutputConflictError
 from sandbox import local_store as sandbox_ids
@@ -34,6 +35,7 @@ class MemoryBucket:
     def __init__(self, writes: Writes | None = None) -> None:
         self.objects: dict[str, bytes] = {}
         self.metadata: dict[str, dict[str, str]] = {}
+        self.modified: dict[str, datetime] = {}  # S3's LastModified
         self.writes = writes or Writes()
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -45,6 +47,9 @@ class MemoryBucket:
     def open(self, key: str):
         return io.BytesIO(self.objects[key])
 
+    def last_modified(self, key: str) -> datetime:
+        return self.modified[key]
+
     def put_if_absent(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
         sha = hashlib.sha256(body).hexdigest()
         if key in self.objects:
@@ -54,16 +59,19 @@ class MemoryBucket:
             return False
         self.objects[key] = body
         self.metadata[key] = dict(metadata)
+        self.modified[key] = datetime.now(timezone.utc)
         self.writes.done(f"put {key}")
         return True
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes, last_modified: datetime | None = None) -> None:
         """What the ingestion does (not a port method)."""
         self.objects[key] = body
+        self.modified[key] = last_modified or datetime.now(timezone.utc)
 
     def delete(self, key: str) -> None:
         if self.objects.pop(key, None) is not None:
             self.metadata.pop(key, None)
+            self.modified.pop(key, None)
             self.writes.done(f"delete {key}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from datetime import datetime
 from typing import BinaryIO
 
 from botocore.exceptions import ClientError
@@ -20,15 +21,25 @@ class S3Bucket:
     def __init__(self, client, bucket: str) -> None:
         self._s3 = client
         self.bucket = bucket
+        self._modified: dict[str, datetime] = {}  # LastModified from the latest listing
+
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        modified: dict[str, datetime] = {}
         with translated("S3", f"list s3://{self.bucket}/{prefix}"):
             for page in self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix
             ):
-                keys.extend(obj["Key"] for obj in page.get("Contents", ()))
-        return sorted(keys)
+                modified.update((obj["Key"], obj["LastModified"]) for obj in page.get("Contents", ()))
+        self._modified = modified  # only the latest listing's: memory stays bounded
+        return sorted(modified)
+
+    def last_modified(self, key: str) -> datetime:
+        """From the listing that found the key (no extra request), else a HEAD."""
+        if key not in self._modified:
+            with translated("S3", f"head s3://{self.bucket}/{key}"):
+                return self._s3.head_object(Bucket=self.bucket, Key=key)["LastModified"]
+        return self._modified[key]
 
     def read(self, key: str) -> bytes | None:
         with translated("S3", f"get s3://{self.bucket}/{key}"):

@@ -121,7 +121,7 @@ def test_runtime_metrics_alarm_across_every_table(template_json):
         for query in alarm["Properties"].get("Metrics", []):
             if "Expression" in query:
                 expressions[query["Expression"]] = alarm["Properties"]
-    for name in ("RowsRejected", "PacketGap", "ProcessingFailed"):
+    for name in ("RowsRejected", "PacketGap", "SchemaDrift", "ProcessingFailed"):
         assert name in METRIC_NAMES  # the runtime emits it under this very name
         expression = f'SELECT SUM({name}) FROM "TotesysProcessing"'
         assert expression in expressions, sorted(expressions)

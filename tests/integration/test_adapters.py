@@ -53,6 +53,14 @@ def test_listing_paginates_and_reading_a_missing_key_gives_none(aws, bucket):
     assert bucket.read("p/nope") is None
 
 
+def test_last_modified_comes_from_the_listing_or_a_head(aws, bucket):
+    aws.s3.put_object(Bucket=aws.names.processed_bucket, Key="p/a", Body=b"x")
+    head = aws.head("p/a")["LastModified"]
+    assert bucket.list_keys("p/") == ["p/a"]
+    assert bucket.last_modified("p/a") == head and head.tzinfo is not None
+    assert S3Bucket(aws.s3, aws.names.processed_bucket).last_modified("p/a") == head  # not listed: a HEAD
+
+
 def test_s3_that_cannot_be_reached_raises_connection_error():
     client = boto3.client("s3", endpoint_url="http://127.0.0.1:9", region_name="eu-west-2", config=CLIENT_CONFIG)
     with pytest.raises(ConnectionError) as error:

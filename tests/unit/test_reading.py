@@ -94,13 +94,15 @@ def test_several_broken_lines_are_each_found():
     assert packet.failures[0].lines.tolist() == [0, 57, 58, 198]
 
 
-def test_a_missing_column_is_null_and_unknown_columns_are_ignored():
+def test_a_missing_column_rejects_the_row_and_unknown_columns_are_ignored():
     row = staff()
     del row["email_address"]
     row["nickname"] = "JJ"
-    packet = parse([row], SOURCES["staff"])
-    assert packet.failures == ()
-    assert packet.rows["email_address"].to_pylist() == [None]
+    packet = parse([row, staff(2)], SOURCES["staff"])
+    [failure] = packet.failures
+    assert (failure.column, failure.lines.tolist()) == ("email_address", [0])
+    assert packet.rows["staff_id"].to_pylist() == [2]
+    assert packet.unknown_columns == {"nickname"}
 
 
 def test_blank_lines_are_skipped_and_line_numbers_still_point_at_the_source():
