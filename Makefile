@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench audit synth replay clean
+.PHONY: run test bench audit synth replay clean lock
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,9 +40,15 @@ synth: $(STAMP) $(NODE_STAMP)
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
 
-## bench: large sales_order packets through the real processing path, against pyarrow and pandas
+## bench: large sales_order packets through the real processing path, against pyarrow and pandas;
+## then the cold start of the built asset (import + one small event, Python 3.12, with and without bytecode)
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
+	$(PY) -m sandbox.cold_start
+
+## lock: pin every package of the Lambda asset for its platforms (after changing runtime/requirements.txt)
+lock: $(STAMP)
+	$(PY) -m cdk_app.lock
 
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)

@@ -71,6 +71,10 @@ class ProcessingConfig:
     # False packages runtime/ as it is, without dependencies: for template tests and
     # quick looks at the template, never for a deployment.
     bundle: bool = True
+    # False lets the asset be built without bytecode when no Python of the runtime's version is
+    # on this machine (synthesis warns loudly): every cold start then compiles about a
+    # thousand modules. Only ever an explicit choice; the default fails the build instead.
+    require_bytecode: bool = True
 
     def __post_init__(self) -> None:
         _check(_STACK_NAME.match(self.stack_name), "stack_name", self.stack_name,

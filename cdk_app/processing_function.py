@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, Annotations, Duration, Validations
@@ -12,7 +13,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app.bundling import bundled_code, unbundled_code
+from cdk_app.bundling import Bytecode, bundled_code, resolve_bytecode, unbundled_code
+from cdk_app.lambda_platform import Target
 
 # Amazon Linux 2023 (glibc 2.34, which current pyarrow and numpy wheels need). The
 # bundle is built for this version: cdk_app/bundling.py derives its pip target from it.
@@ -45,6 +47,7 @@ class ProcessingFunction(Construct):
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
         bundle: bool,
+        require_bytecode: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -75,8 +78,12 @@ class ProcessingFunction(Construct):
             description="Totesys processing Lambda: its log group, the buckets, the packet ids",
         )
 
+        self.bytecode: Bytecode | None = None
         if bundle:
-            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture)
+            self.bytecode = resolve_bytecode(Target.for_lambda(LAMBDA_RUNTIME, architecture), required=require_bytecode)
+            if self.bytecode.interpreter is None:
+                _warn_no_bytecode(self)
+            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture, bytecode=self.bytecode)
         else:
             code = unbundled_code()
             Annotations.of(self).add_warning_v2(
@@ -114,3 +121,15 @@ class ProcessingFunction(Construct):
                 "to a newer Python is a change of LAMBDA_RUNTIME, proven by the bundling tests.",
             )
         )
+
+
+def _warn_no_bytecode(scope: Construct) -> None:
+    message = (
+        "require_bytecode=false and no Python of the runtime's version found: the asset ships NO .pyc, so every cold start compiles about a "
+        "thousand modules (seconds of billed INIT, near Lambda's 10 s cap). Install "
+        f"Python {LAMBDA_RUNTIME.name.removeprefix('python')} and synthesize again without "
+        "-c require_bytecode=false."
+    )
+    Annotations.of(scope).add_warning_v2("totesys:noBytecode", message)
+    banner = "!" * 78
+    print(f"{banner}\n!! {message}\n{banner}", file=sys.stderr)

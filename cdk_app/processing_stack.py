@@ -68,6 +68,7 @@ class ProcessingStack(Stack):
             environment=environment,
             log_retention=_retention(config.log_retention_days),
             bundle=config.bundle,
+            require_bytecode=config.require_bytecode,
         )
         function = processing.function
 
