@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Annotations, Duration, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -46,6 +46,7 @@ class ProcessingFunction(Construct):
         timeout: Duration,
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
+        log_level: str,
         bundle: bool,
         require_bytecode: bool = True,
     ) -> None:
@@ -59,6 +60,9 @@ class ProcessingFunction(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=DEAD_LETTER_RETENTION,
+            # Its messages are events that failed every attempt: deleting the stack must
+            # not delete them (they are replayed after a fix, docs/deploy.md).
+            removal_policy=RemovalPolicy.RETAIN,
         )
         Validations.of(self.dead_letter_queue).acknowledge(
             Acknowledgment(
@@ -105,6 +109,15 @@ class ProcessingFunction(Construct):
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,
+            # JSON lines end to end: Lambda's own lines (START, REPORT) come as JSON too.
+            # Lambda filters application lines by their "level"; the metrics' EMF lines have
+            # none and count as INFO, so the filter never drops below INFO (the runtime's
+            # LOG_LEVEL does the rest) and DEBUG passes when asked for.
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=(
+                lambda_.ApplicationLogLevel.DEBUG if log_level == "DEBUG" else lambda_.ApplicationLogLevel.INFO
+            ),
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
