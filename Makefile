@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench audit synth replay clean lock
+.PHONY: run test bench audit synth replay clean lock deploy-local
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ synth: $(STAMP) $(NODE_STAMP)
 	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
 	$(CDK) synth --app "$(PY) app.py" --output cdk.out --no-notices --quiet $(CDK_ARGS)
 	@ls -1 cdk.out/*.template.json
+
+## deploy-local: `cdk bootstrap` + `cdk deploy` against moto's server, then the deployed code,
+## fetched back, run with Python 3.12 on the fixture packets against the deployed resources
+deploy-local: $(STAMP) $(NODE_STAMP)
+	$(PY) -m sandbox.deploy_local
 
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
