@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench audit synth replay clean
+.PHONY: run test bench audit synth replay clean lock deploy-local
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,12 +37,23 @@ synth: $(STAMP) $(NODE_STAMP)
 	$(CDK) synth --app "$(PY) app.py" --output cdk.out --no-notices --quiet $(CDK_ARGS)
 	@ls -1 cdk.out/*.template.json
 
+## deploy-local: `cdk bootstrap` + `cdk deploy` against moto's server, then the deployed code,
+## fetched back, run with Python 3.12 on the fixture packets against the deployed resources
+deploy-local: $(STAMP) $(NODE_STAMP)
+	$(PY) -m sandbox.deploy_local
+
 clean:
 	rm -rf $(VENV) out cdk.out .pytest_cache
 
-## bench: large sales_order packets through the real processing path, against DuckDB, pyarrow and pandas
+## bench: large sales_order packets through the real processing path, against DuckDB, pyarrow and pandas;
+## then the cold start of the built asset (import + one small event, Python 3.12, with and without bytecode)
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
+	$(PY) -m sandbox.cold_start
+
+## lock: pin every package of the Lambda asset for its platforms (after changing runtime/requirements.txt)
+lock: $(STAMP)
+	$(PY) -m cdk_app.lock
 
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)

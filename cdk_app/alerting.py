@@ -16,46 +16,46 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from runtime.observability import (
-    DEFAULT_NAMESPACE,
+    LATE_PACKET,
     PACKET_GAP,
+    PACKETS_PROCESSED,
     PROCESSING_FAILED,
     ROWS_REJECTED,
+    ROWS_WRITTEN,
     SCHEMA_DRIFT,
+    SILENT_MUTATION,
 )
 
 # Alarm when the longest invocation in a period used this share of the timeout.
 DURATION_WARNING_SHARE = 0.8
+# An event that waited this long in Lambda's queue means a backlog behind concurrency 1,
+# well before the 6-hour maximum event age would drop it into the dead-letter queue.
+EVENT_AGE_WARNING = Duration.hours(1)
 
 # The runtime's own metrics (runtime/observability.py), alarmed on with a Metrics
-# Insights query over the whole namespace: the query sums every series of that metric
+# Insights query over the stage's namespace: the query sums every series of that metric
 # whatever its dimensions, so a table added to runtime/tables.py, or a dimension added
 # to the metrics, is covered without touching the stack. A plain metric alarm would
 # have to name the exact dimension set of each series, one alarm per table, and would
 # silently watch nothing if the runtime's dimensions changed. The log line the runtime
 # writes with each of these names the table and packet.
-RUNTIME_METRIC_ALARMS: tuple[tuple[str, str], ...] = (
-    (
-        ROWS_REJECTED,
-        "Rows were quarantined under _quarantine/ in the processed bucket. The function's "
-        "validation report log line names the table, the source packet and the failed checks.",
-    ),
-    (
-        PACKET_GAP,
-        "A packet named by the ingestion was missing while a later one existed; it was passed "
-        "over. The warning log line names the table and packet id.",
-    ),
-    (
-        SCHEMA_DRIFT,
-        "A source packet's columns differ from the declaration in runtime/tables.py (unknown, "
-        "missing or retyped columns). The warning log line 'schema drift' names the table, "
-        "the packet and the columns.",
-    ),
-    (
-        PROCESSING_FAILED,
-        "An invocation failed; Lambda retries it twice, then the event goes to the dead-letter "
-        "queue. The error log line 'invocation summary' names the packet that failed.",
-    ),
-)
+RUNTIME_METRIC_ALARMS: dict[str, str] = {
+    ROWS_REJECTED: "Rows were quarantined under _quarantine/ in the processed bucket. The function's "
+    "validation report log line names the table, the source packet and the failed checks.",
+    PACKET_GAP: "A packet named by the ingestion was missing while a later one existed; it was passed "
+    "over. The error log line names the table and packet id.",
+    LATE_PACKET: "Objects of a packet that was passed over as missing have appeared. They are not "
+    "processed by themselves: the operator command processes the late packet once (docs/operations.md).",
+    SCHEMA_DRIFT: "A source packet's columns differ from the declared ones (a column added, dropped or "
+    "retyped upstream). The log line names the table, packet and columns.",
+    SILENT_MUTATION: "A fact version already written came back with other values under the same "
+    "last_updated: the source changed a row without recording it. The log line names the rows.",
+}
+# Counted, shown on the dashboard, never alarmed by themselves. ProcessingFailed is
+# emitted on every failed attempt, including the first one that a retry then fixes: the
+# alarm for a failure that lasts is the dead-letter queue's (the event's last attempt
+# failed), not this metric.
+DASHBOARD_ONLY_METRICS = (PACKETS_PROCESSED, ROWS_WRITTEN, PROCESSING_FAILED)
 
 
 class Alerting(Construct):
@@ -70,6 +70,7 @@ class Alerting(Construct):
         function: lambda_.Function,
         timeout: Duration,
         dead_letter_queue: sqs.IQueue,
+        namespace: str,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -104,34 +105,53 @@ class Alerting(Construct):
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         timeout_ms = timeout.to_milliseconds()
 
+        # Failure that lasts: the event's last attempt failed (or it expired), so Lambda
+        # delivered it to the dead-letter queue. One email per event that arrives there,
+        # not for a first attempt that a retry fixes.
         self._alarm(
-            "Errors",
-            function.metric_errors(period=Duration.minutes(10), statistic="Sum"),
+            "EventFailedAllAttempts",
+            dead_letter_queue.metric_number_of_messages_sent(period=Duration.minutes(1), statistic="Sum"),
             threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            description="The function failed in 2 of the last 3 ten-minute periods: failures "
-            "that persist across Lambda's retries (a single error that a retry fixes does not "
-            "alarm). See the function's log group for the failing packet.",
+            description="An event failed its first attempt and both retries (or waited past the "
+            "6-hour maximum age) and is now in the dead-letter queue. The function's error log "
+            "line 'invocation summary' names the packet. Fix the cause, then replay it "
+            "(docs/deploy.md, 'After a failure').",
         )
         self._alarm(
-            "DeadLetters",
+            "DeadLettersWaiting",
             dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
+                period=Duration.minutes(5), statistic="Maximum"
             ),
             threshold=1,
-            description="An event failed all its attempts (or expired) and is in the dead-letter "
-            "queue. Fix the cause, then redrive it (docs/deploy.md).",
+            evaluation_periods=12,
+            datapoints_to_alarm=12,
+            description="Events have been waiting in the dead-letter queue for an hour: a failed "
+            "event was not replayed. They are kept 14 days, then lost.",
         )
         self._alarm(
-            "Throttles",
-            function.metric_throttles(period=Duration.minutes(10), statistic="Sum"),
+            "AsyncEventAge",
+            function.metric("AsyncEventAge", period=Duration.minutes(5), statistic="Maximum"),
+            threshold=EVENT_AGE_WARNING.to_milliseconds(),
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=f"An event waited more than {EVENT_AGE_WARNING.to_hours()} hour in Lambda's "
+            "queue before it ran: a backlog behind reserved concurrency 1 (slow or failing "
+            "invocations). At 6 hours events expire into the dead-letter queue.",
+        )
+        self._alarm(
+            "AsyncEventsDropped",
+            function.metric("AsyncEventsDropped", period=Duration.minutes(5), statistic="Sum"),
             threshold=1,
-            evaluation_periods=3,
-            datapoints_to_alarm=3,
-            description="Invocations were throttled for 30 minutes on end. With reserved "
-            "concurrency 1 a throttle only means an event waits its turn; throttling that "
-            "does not stop means a backlog that may reach the 6-hour maximum event age.",
+            description="Lambda dropped events without running them to success (expired or failed "
+            "every attempt). Each should be in the dead-letter queue; if DestinationDeliveryFailures "
+            "alarms too, it is lost and must be re-sent by the ingestion side.",
+        )
+        self._alarm(
+            "DestinationDeliveryFailures",
+            function.metric("DestinationDeliveryFailures", period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            description="Lambda could not deliver a failed event to the dead-letter queue (queue "
+            "deleted, policy or permission changed): that event is lost. Check the queue and the "
+            "role's sqs:SendMessage, then re-send the ingestion run's event.",
         )
         self._alarm(
             "DurationNearTimeout",
@@ -142,17 +162,17 @@ class Alerting(Construct):
             f"function's {timeout.to_seconds()} s timeout; raise timeout_seconds or memory_mb "
             "before packets start timing out.",
         )
-        for metric_name, description in RUNTIME_METRIC_ALARMS:
+        for metric_name, description in RUNTIME_METRIC_ALARMS.items():
             self._alarm(
                 metric_name,
                 cloudwatch.MathExpression(
                     # A Metrics Insights query over our own constant names, not SQL on data.
-                    expression=f'SELECT SUM({metric_name}) FROM "{DEFAULT_NAMESPACE}"',  # nosec B608
+                    expression=f'SELECT SUM({metric_name}) FROM "{namespace}"',  # nosec B608
                     label=f"{metric_name} (all tables)",
                     period=Duration.minutes(5),
                 ),
                 threshold=1,
-                description=f"{metric_name} > 0 in namespace {DEFAULT_NAMESPACE}. {description}",
+                description=f"{metric_name} > 0 in namespace {namespace}. {description}",
             )
 
     def _alarm(

@@ -1,18 +1,20 @@
-"""Docker-free Lambda asset: pip for the Lambda platform, trim, link check, size guard.
+"""Docker-free Lambda asset: pinned wheels for the Lambda platform, trim, bytecode, size guard.
 
-The asset is `runtime/requirements.txt` installed from wheels built for the function's
-platform (manylinux, the function's CPU and Python version), plus `runtime/` itself as
-the package `runtime`, so the handler `runtime.handler.lambda_handler` resolves from
-the asset root (/var/task). Nothing is compiled: `--only-binary=:all:` takes wheels
-only, so any machine with Python and pip can build an arm64 asset.
+The asset is the lock file for the function's platform (`runtime/requirements-<abi>-<cpu>.lock`:
+every package, transitive ones included, pinned with its sha256; `make lock` writes it from
+`runtime/requirements.txt`) installed from wheels built for that platform, plus `runtime/`
+itself as the package `runtime`, so the handler `runtime.handler.lambda_handler` resolves from
+the asset root (/var/task). Nothing is compiled from C: `--only-binary=:all:` takes wheels only,
+so any machine with Python and pip can build an arm64 asset.
 
-Then it removes what the function never loads (each rule below says why), checks that
-every shared library still finds the libraries it links against, compiles bytecode
-when an interpreter of the target Python version is at hand, and refuses to produce an
+Then it removes what the function never loads (each rule below says why), checks that every
+shared library still finds the libraries it links against, compiles every module to bytecode
+with an interpreter of the runtime's Python version (found on PATH, under pyenv or by uv; the
+build fails without one unless bytecode is switched off explicitly), and refuses to produce an
 asset that would reach Lambda's 250 MB unzipped limit.
 
-CDK calls `LocalPipBundling.try_bundle` through `BundlingOptions(local=...)`; the
-Docker image named beside it is required by the API and never pulled.
+CDK calls `LocalPipBundling.try_bundle` through `BundlingOptions(local=...)`; the Docker image
+named beside it is required by the API and never pulled.
 """
 
 from __future__ import annotations
@@ -33,17 +35,16 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from cdk_app.interpreter import Interpreter, find_interpreter
+from cdk_app.lambda_platform import Target
+from cdk_app.lock import LockError, checked_lock
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_DIR = PROJECT_ROOT / "runtime"
 PIP_CACHE_DIR = PROJECT_ROOT / ".cache" / "pip"
 
 # Lambda's quota for a function's unzipped code and layers: 250 MB, in bytes.
 LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000
-
-# Lambda's Python runtimes on Amazon Linux 2023 ship glibc 2.34: every manylinux tag up
-# to it is loadable there. pip does not expand a manylinux_2_x tag to older ones, so
-# each is named (manylinux2014 = manylinux_2_17, the oldest current wheels use).
-_GLIBC_MINORS = range(17, 35)
 
 # Libraries every Lambda Python runtime provides (glibc, the C++ runtime, and zlib, which
 # CPython's own zlib module links); anything else a bundled extension links against must
@@ -67,49 +68,6 @@ _SYSTEM_LIBRARIES = frozenset(
 
 class BundlingError(RuntimeError):
     """The asset cannot be built, or would not work or fit on Lambda."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The platform the bundle is built for: CPython version and CPU."""
-
-    python_version: str  # "3.12"
-    machine: str  # "aarch64" or "x86_64", as in manylinux platform tags
-
-    @classmethod
-    def for_lambda(cls, runtime: lambda_.Runtime, architecture: lambda_.Architecture) -> Target:
-        """The platform of a Lambda function with this runtime and architecture."""
-        if not runtime.name.startswith("python3."):
-            raise BundlingError(f"not a Python runtime: {runtime.name}")
-        machine = {"arm64": "aarch64", "x86_64": "x86_64"}[architecture.name]
-        return cls(python_version=runtime.name.removeprefix("python"), machine=machine)
-
-    @classmethod
-    def this_machine(cls) -> Target:
-        """The interpreter running this code, e.g. to run a bundle locally."""
-        return cls(python_version=f"{sys.version_info[0]}.{sys.version_info[1]}",
-                   machine=os.uname().machine)  # fmt: skip
-
-    @property
-    def abi(self) -> str:
-        return "cp" + self.python_version.replace(".", "")
-
-    def pip_platform_args(self) -> list[str]:
-        platforms = [f"manylinux2014_{self.machine}"] + [
-            f"manylinux_2_{minor}_{self.machine}" for minor in _GLIBC_MINORS
-        ]
-        args: list[str] = []
-        for platform in platforms:
-            args += ["--platform", platform]
-        return args + [
-            "--implementation", "cp",
-            "--python-version", self.python_version,
-            "--abi", self.abi,
-            "--only-binary=:all:",
-        ]  # fmt: skip
-
-    def __str__(self) -> str:
-        return f"{self.abi}-{self.machine}"
 
 
 @dataclass(frozen=True)
@@ -186,10 +144,59 @@ TRIM_RULES: tuple[TrimRule, ...] = (
     ),  # fmt: skip
     TrimRule(
         "foreign bytecode",
-        "__pycache__ written by other interpreters; recompiled for the target below when possible",
+        "__pycache__ written by other interpreters; recompiled for the target below",
         ("**/__pycache__",),
     ),
 )
+
+
+# The AWS services the function calls (runtime/handler.py builds these clients, and
+# botocore resolves credentials on Lambda from the environment, STS kept for role-based
+# local runs). Every other service model in botocore/data is never loaded; the test
+# tests/infra/test_bundling.py checks this list against the clients the runtime creates.
+SDK_SERVICES = ("s3", "ssm", "sts")
+
+# PEP 552: hash-based pycs. CDK's asset zip stores every file with a fixed 1980 timestamp,
+# so timestamp pycs would be stale once deployed and recompiled at every cold start.
+# "unchecked-hash" rather than "checked-hash": /var/task is read-only and the asset is
+# built as a whole (a source never changes without its pyc being rebuilt beside it), so
+# checking would only cost a read and a SipHash of every imported source per cold start.
+INVALIDATION_MODE = "unchecked-hash"
+# Where Lambda unpacks the asset: compiled file names point there, not at the build folder
+# (so the bytes do not depend on where it was built, and tracebacks name /var/task).
+LAMBDA_TASK_ROOT = "/var/task"
+
+
+@dataclass(frozen=True)
+class Bytecode:
+    """How the asset's modules are compiled: by this interpreter, or (opted out) not at all."""
+
+    interpreter: Interpreter | None
+    mode: str = INVALIDATION_MODE
+
+    @property
+    def fingerprint(self) -> str:
+        """What of the compiler changes the asset's bytes (part of the asset hash)."""
+        if self.interpreter is None:
+            return "no-bytecode"
+        return f"cpython-{self.interpreter.version}-{self.mode}"
+
+
+def resolve_bytecode(target: Target, *, required: bool, env: dict[str, str] | None = None) -> Bytecode:
+    """Find the compiler for `target`'s Python; without one, fail unless not `required`."""
+    search = find_interpreter(target.python_version, env)
+    if search.interpreter is not None or not required:
+        return Bytecode(search.interpreter)
+    tried = "\n".join(f"  - {line}" for line in search.tried)
+    raise BundlingError(
+        f"no Python {target.python_version} interpreter found to compile the asset's bytecode.\n"
+        f"Looked at:\n{tried}\n"
+        f"Without bytecode every cold start compiles about a thousand modules (seconds of "
+        f"billed INIT, near Lambda's 10 s cap). Install Python {target.python_version} "
+        f"(`pyenv install {target.python_version}`, `uv python install {target.python_version}` "
+        f"or your system's package), or point LAMBDA_PYTHON at one; to build without bytecode "
+        f"anyway, synthesize with `-c require_bytecode=false`."
+    )
 
 
 @dataclass
@@ -201,16 +208,22 @@ class BundleReport:
     trimmed_bytes: dict[str, int] = field(default_factory=dict)
     duplicate_library_bytes: int = 0
     bytecode: str = ""
+    compiled_modules: int = 0
     unzipped_bytes: int = 0
     files: int = 0
     seconds: float = 0.0
+
+    @property
+    def headroom_bytes(self) -> int:
+        return LAMBDA_UNZIPPED_LIMIT_BYTES - self.unzipped_bytes
 
     def summary(self) -> str:
         trimmed = sum(self.trimmed_bytes.values()) + self.duplicate_library_bytes
         return (
             f"bundle {self.target}: {_mb(self.unzipped_bytes)} unzipped in {self.files} files "
-            f"(installed {_mb(self.installed_bytes)}, trimmed {_mb(trimmed)}; "
-            f"limit {_mb(LAMBDA_UNZIPPED_LIMIT_BYTES)}); {self.bytecode}; {self.seconds:.1f} s"
+            f"(installed {_mb(self.installed_bytes)}, trimmed {_mb(trimmed)}; limit "
+            f"{_mb(LAMBDA_UNZIPPED_LIMIT_BYTES)}, headroom {_mb(self.headroom_bytes)}); "
+            f"{self.bytecode}; {self.seconds:.1f} s"
         )
 
 
@@ -218,30 +231,44 @@ def build_bundle(
     output_dir: Path,
     *,
     target: Target,
+    bytecode: Bytecode | None = None,
     runtime_dir: Path = RUNTIME_DIR,
     cache_dir: Path = PIP_CACHE_DIR,
     log: Callable[[str], None] = print,
 ) -> BundleReport:
-    """Install, trim, check and measure the asset in `output_dir` (which must be empty)."""
+    """Install, trim, compile, check and measure the asset in `output_dir` (which must be empty).
+
+    `bytecode` None finds the compiler itself and fails without one.
+    """
     started = time.monotonic()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if any(output_dir.iterdir()):
         raise BundlingError(f"{output_dir} is not empty")
+    if bytecode is None:
+        bytecode = resolve_bytecode(target, required=True)
+    try:
+        lock = checked_lock(runtime_dir, target)
+    except LockError as exc:
+        raise BundlingError(str(exc)) from exc
     report = BundleReport(target=target)
 
-    _pip_install(output_dir, target=target, requirements=runtime_dir / "requirements.txt",
-                 cache_dir=cache_dir, log=log)  # fmt: skip
+    _pip_install(output_dir, target=target, lock=lock, cache_dir=cache_dir, log=log)
     report.installed_bytes = tree_size(output_dir)
 
     for rule in TRIM_RULES:
         report.trimmed_bytes[rule.name] = _remove(_matches(output_dir, rule.patterns))
+    report.trimmed_bytes["SDK models of other services"] = _remove(_unused_sdk_models(output_dir))
     report.duplicate_library_bytes = _remove_duplicate_libraries(output_dir)
     check_links(output_dir)
 
     shutil.copytree(runtime_dir, output_dir / "runtime",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt"))  # fmt: skip
-    report.bytecode = _compile_bytecode(output_dir, target=target, log=log)
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "requirements*.txt", "*.lock"))  # fmt: skip
+    report.compiled_modules = _compile_bytecode(output_dir, bytecode=bytecode, log=log)
+    report.bytecode = (
+        f"{report.compiled_modules} modules compiled ({bytecode.mode}) by {bytecode.interpreter}"
+        if bytecode.interpreter else "NO BYTECODE (require_bytecode=false, no interpreter): every cold start compiles every module"
+    )
 
     report.unzipped_bytes = tree_size(output_dir)
     report.files = sum(1 for p in output_dir.rglob("*") if p.is_file())
@@ -259,29 +286,38 @@ def build_bundle(
     return report
 
 
-def _pip_install(output_dir: Path, *, target: Target, requirements: Path, cache_dir: Path,
+def _pip_install(output_dir: Path, *, target: Target, lock: Path, cache_dir: Path,
                  log: Callable[[str], None]) -> None:  # fmt: skip
     cache_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "pip", "install",
-        "--requirement", str(requirements),
+        "--requirement", str(lock),
+        # The lock is the whole dependency tree: nothing else is resolved, every wheel is
+        # checked against the sha256 it was locked with.
+        "--no-deps", "--require-hashes",
         "--target", str(output_dir),
         *target.pip_platform_args(),
-        "--no-compile",  # bytecode is compiled below, by a matching interpreter or not at all
+        "--no-compile",  # bytecode is compiled below, by an interpreter of the target version
         "--cache-dir", str(cache_dir),
         "--disable-pip-version-check",
         "--no-input",
         "--quiet",
     ]  # fmt: skip
-    log(f"pip install -r {requirements.name} for {target} (wheels cached in {cache_dir})")
+    log(f"pip install -r {lock.name} for {target} (wheels cached in {cache_dir})")
     # PIP_TARGET/PIP_PREFIX from the environment would fight --target; the rest of the
     # environment (index URL, proxies) is the user's to set.
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_TARGET", "PIP_PREFIX", "PIP_USER")}
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
-        raise BundlingError(
-            f"pip could not install {requirements} for {target}:\n{result.stderr.strip()}"
-        )
+        raise BundlingError(f"pip could not install {lock} for {target}:\n{result.stderr.strip()}")
+
+
+def _unused_sdk_models(root: Path) -> list[Path]:
+    """botocore's model folders of services the function never calls."""
+    data = root / "botocore" / "data"
+    if not data.is_dir():
+        return []
+    return sorted(p for p in data.iterdir() if p.is_dir() and p.name not in SDK_SERVICES)
 
 
 def _matches(root: Path, patterns: Iterable[str]) -> list[Path]:
@@ -356,45 +392,39 @@ def check_links(root: Path) -> None:
         raise BundlingError("bundled libraries link against libraries not in the bundle:\n" + "\n".join(lines))
 
 
-def _compile_bytecode(root: Path, *, target: Target, log: Callable[[str], None]) -> str:
-    """Compile .pyc with an interpreter of the target version, if one is on this machine.
+def _compile_bytecode(root: Path, *, bytecode: Bytecode, log: Callable[[str], None]) -> int:
+    """Compile every module under `root`; returns how many .py files have a .pyc.
 
     Lambda's /var/task is read-only, so without bytecode in the asset every cold start
-    compiles each imported module in memory (pandas and pyarrow: seconds). The pycs are
-    "unchecked-hash": the asset's zip stores fixed 1980 timestamps, which would make
-    timestamp-checked pycs look stale and be ignored.
+    compiles each imported module in memory (pandas and pyarrow: seconds).
     """
-    interpreter = _interpreter_for(target.python_version)
-    if interpreter is None:
-        message = (
-            f"bytecode not compiled: no python{target.python_version} interpreter on this "
-            f"machine; Lambda will compile modules at each cold start"
-        )
-        log(message)
-        return message
+    if bytecode.interpreter is None:
+        log("bytecode NOT compiled (require_bytecode=false, no interpreter): Lambda will compile modules at every cold start")
+        return 0
     result = subprocess.run(
-        [interpreter, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-         str(root)],
+        [bytecode.interpreter.path, "-m", "compileall", "-q", "-j", "0",
+         "--invalidation-mode", bytecode.mode,
+         "-s", str(root), "-p", LAMBDA_TASK_ROOT, str(root)],
         capture_output=True, text=True, check=False,
+        # Constant sets are marshalled in hash order: a fixed seed gives the same bytes.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )  # fmt: skip
-    if result.returncode != 0:
-        # Some dependencies ship modules that only parse on other versions (e.g. py2
-        # leftovers); compileall reports them and still compiles the rest.
-        log(f"compileall reported problems:\n{result.stdout.strip()}\n{result.stderr.strip()}")
-    return f"bytecode compiled by {interpreter}"
+    sources = sorted(root.rglob("*.py"))
+    missing = [p for p in sources if not Path(_cache_path(p, bytecode.interpreter.version)).is_file()]
+    if result.returncode != 0 or missing:
+        raise BundlingError(
+            f"{bytecode.interpreter.path} could not compile {len(missing)} of {len(sources)} modules "
+            f"(e.g. {[str(p.relative_to(root)) for p in missing[:3]]}):\n"
+            f"{result.stdout.strip()[-2000:]}\n{result.stderr.strip()[-2000:]}"
+        )
+    log(f"compiled {len(sources)} modules ({bytecode.mode}) with {bytecode.interpreter}")
+    return len(sources)
 
 
-def _interpreter_for(version: str) -> str | None:
-    """This interpreter if it is of `version`, else a working `python{version}` on PATH."""
-    if f"{sys.version_info[0]}.{sys.version_info[1]}" == version:
-        return sys.executable
-    found = shutil.which(f"python{version}")
-    if found is None:
-        return None
-    # A version-manager shim may be on PATH without that version being usable.
-    probe = subprocess.run([found, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                           capture_output=True, text=True, check=False)  # fmt: skip
-    return found if probe.returncode == 0 and probe.stdout.strip() == version else None
+def _cache_path(source: Path, version: str) -> Path:
+    """Where CPython `version` looks for the bytecode of `source` (importlib's layout)."""
+    tag = "cpython-" + "".join(version.split(".")[:2])
+    return source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
 
 
 @dataclass(frozen=True)
@@ -452,41 +482,70 @@ def _mb(size: int) -> str:
 class LocalPipBundling:
     """CDK's local bundling hook: builds the asset on this machine, never in Docker."""
 
-    def __init__(self, *, target: Target, runtime_dir: Path, cache_dir: Path) -> None:
+    def __init__(self, *, target: Target, bytecode: Bytecode, runtime_dir: Path, cache_dir: Path) -> None:
         self._target = target
+        self._bytecode = bytecode
         self._runtime_dir = runtime_dir
         self._cache_dir = cache_dir
 
     def try_bundle(self, output_dir: str, *, image: cdk.DockerImage, **_options: object) -> bool:
-        build_bundle(Path(output_dir), target=self._target, runtime_dir=self._runtime_dir,
-                     cache_dir=self._cache_dir, log=lambda line: print(line, file=sys.stderr))  # fmt: skip
+        build_bundle(Path(output_dir), target=self._target, bytecode=self._bytecode,
+                     runtime_dir=self._runtime_dir, cache_dir=self._cache_dir,
+                     log=lambda line: print(line, file=sys.stderr))  # fmt: skip
         return True  # never fall back to Docker: a failure above raises instead
+
+
+def asset_hash(*, target: Target, bytecode: Bytecode, runtime_dir: Path = RUNTIME_DIR) -> str:
+    """Everything that changes the asset's bytes, hashed before building it.
+
+    runtime/ (its sources, requirements.txt and the lock files), the target platform,
+    the compiler's version and mode (or no bytecode), and the bundler's own source. CDK
+    reuses a staged asset whose hash matches, so anything missing here would ship a stale
+    asset (say, one without bytecode after Python 3.12 was installed).
+    """
+    digest = hashlib.sha256()
+    for part in (str(target), bytecode.fingerprint):
+        digest.update(part.encode() + b"\0")
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        if module.name in {"bundling.py", "interpreter.py", "lambda_platform.py", "lock.py"}:
+            digest.update(module.name.encode() + b"\0" + module.read_bytes() + b"\0")
+    digest.update(tree_digest(runtime_dir, bytecode=False).encode())
+    return digest.hexdigest()
+
+
+def tree_digest(root: Path, *, bytecode: bool = True) -> str:
+    """sha256 over every file's relative path, mode bits and bytes (`bytecode` False skips .pyc)."""
+    digest = hashlib.sha256()
+    root = Path(root)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        if not bytecode and (path.suffix == ".pyc" or "__pycache__" in path.parts):
+            continue
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def bundled_code(
     *,
     runtime: lambda_.Runtime,
     architecture: lambda_.Architecture,
+    bytecode: Bytecode,
     runtime_dir: Path = RUNTIME_DIR,
     cache_dir: Path = PIP_CACHE_DIR,
 ) -> lambda_.Code:
-    """The function's code: runtime/ and its dependencies, bundled for the function's platform.
-
-    The asset hash covers runtime/ (with requirements.txt), the target platform and this
-    module's source, so a change to any of them rebuilds the asset and an unchanged
-    `cdk synth` reuses the staged one in cdk.out.
-    """
+    """The function's code: runtime/ and its locked dependencies, bundled for the function's platform."""
     target = Target.for_lambda(runtime, architecture)
     return lambda_.Code.from_asset(
         str(runtime_dir),
-        exclude=["__pycache__", "*.pyc"],
+        asset_hash=asset_hash(target=target, bytecode=bytecode, runtime_dir=runtime_dir),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
         bundling=cdk.BundlingOptions(
             # Required by the API; local bundling always succeeds or raises, so it is
             # never pulled or run.
             image=cdk.DockerImage.from_registry("local-bundling-only"),
-            local=LocalPipBundling(target=target, runtime_dir=runtime_dir, cache_dir=cache_dir),
-            # Never run: it describes the build so that it is part of the asset hash.
-            command=["pip-install-and-trim", str(target), _source_digest()],
+            local=LocalPipBundling(target=target, bytecode=bytecode, runtime_dir=runtime_dir,
+                                   cache_dir=cache_dir),  # fmt: skip
         ),
     )
 
@@ -494,8 +553,3 @@ def bundled_code(
 def unbundled_code(*, runtime_dir: Path = RUNTIME_DIR) -> lambda_.Code:
     """runtime/ as it is, without dependencies: for template tests, never for deployment."""
     return lambda_.Code.from_asset(str(runtime_dir), exclude=["__pycache__", "*.pyc"])
-
-
-def _source_digest() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.tables import DEFAULT_SSM_PREFIX
+from runtime.observability import DEFAULT_NAMESPACE
 
 ARCHITECTURES = ("arm64", "x86_64")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -25,14 +25,14 @@ LOG_RETENTION_DAYS = (
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
+DEFAULT_STACK_PREFIX = "TotesysProcessing"
 LAMBDA_MEMORY_MB = (128, 10_240)
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_SSM_PREFIX = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:")
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+_STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 
 
@@ -44,11 +44,15 @@ class ConfigError(ValueError):
 class ProcessingConfig:
     """Everything a deployment may choose. Defaults are the documented defaults."""
 
-    stack_name: str = "TotesysProcessing"
+    # The one key that separates deployments in an account: the stack name, the metric
+    # namespace (so one stage's alarms never watch another's metrics) and the packet-id
+    # parameters' path (so a second stage does not collide with the first) follow it.
+    stage: str = "dev"
+    # None: TotesysProcessing-<stage>.
+    stack_name: str | None = None
     # Existing buckets, imported by name; None creates the bucket in this stack.
     ingestion_bucket: str | None = None
     processed_bucket: str | None = None
-    ssm_prefix: str = DEFAULT_SSM_PREFIX
     log_level: str = "INFO"
     architecture: str = "arm64"
     # 3008 MB: Lambda gives CPU in proportion to memory (about 1.7 vCPU here) and the
@@ -64,17 +68,23 @@ class ProcessingConfig:
     timeout_seconds: int = 600
     log_retention_days: int = 90
     alarm_emails: tuple[str, ...] = ()
-    secret_name: str | None = None
     # The IAM role the ingestion Lambda runs as: Lambda authorizes an Invoke call by
     # the caller's identity, which for a Lambda function is its execution role.
     ingestion_role_arn: str | None = None
     # False packages runtime/ as it is, without dependencies: for template tests and
     # quick looks at the template, never for a deployment.
     bundle: bool = True
+    # False lets the asset be built without bytecode when no Python of the runtime's version is
+    # on this machine (synthesis warns loudly): every cold start then compiles about a
+    # thousand modules. Only ever an explicit choice; the default fails the build instead.
+    require_bytecode: bool = True
 
     def __post_init__(self) -> None:
-        _check(_STACK_NAME.match(self.stack_name), "stack_name", self.stack_name,
-               "letters, digits and '-', starting with a letter")  # fmt: skip
+        _check(_STAGE.match(self.stage), "stage", self.stage,
+               "lower-case letters, digits and '-', starting with a letter, at most 20 characters")  # fmt: skip
+        if self.stack_name is not None:
+            _check(_STACK_NAME.match(self.stack_name), "stack_name", self.stack_name,
+                   "letters, digits and '-', starting with a letter")  # fmt: skip
         for key in ("ingestion_bucket", "processed_bucket"):
             value = getattr(self, key)
             if value is not None:
@@ -82,8 +92,6 @@ class ProcessingConfig:
                        "an S3 bucket name")  # fmt: skip
         if self.ingestion_bucket is not None and self.ingestion_bucket == self.processed_bucket:
             raise ConfigError("ingestion_bucket and processed_bucket must be different buckets")
-        _check(_SSM_PREFIX.match(self.ssm_prefix), "ssm_prefix", self.ssm_prefix,
-               "a parameter path such as /totesys/processing (leading '/', no trailing '/')")  # fmt: skip
         _check(self.log_level in LOG_LEVELS, "log_level", self.log_level, f"one of {LOG_LEVELS}")
         _check(self.architecture in ARCHITECTURES, "architecture", self.architecture,
                f"one of {ARCHITECTURES}")  # fmt: skip
@@ -98,9 +106,6 @@ class ProcessingConfig:
             _check(_EMAIL.match(email), "alarm_emails", email, "an email address")
         if len(set(self.alarm_emails)) != len(self.alarm_emails):
             raise ConfigError(f"alarm_emails: {list(self.alarm_emails)} names an address twice")
-        if self.secret_name is not None:
-            _check(_SECRET_NAME.match(self.secret_name), "secret_name", self.secret_name,
-                   "a Secrets Manager secret name (not an ARN)")  # fmt: skip
         if self.ingestion_role_arn is not None:
             if _FUNCTION_ARN.match(self.ingestion_role_arn):
                 raise ConfigError(
@@ -110,6 +115,20 @@ class ProcessingConfig:
                 )
             _check(_ROLE_ARN.match(self.ingestion_role_arn), "ingestion_role_arn",
                    self.ingestion_role_arn, "an IAM role ARN")  # fmt: skip
+
+    @property
+    def resolved_stack_name(self) -> str:
+        return self.stack_name or f"{DEFAULT_STACK_PREFIX}-{self.stage}"
+
+    @property
+    def ssm_prefix(self) -> str:
+        """The packet-id parameters' path: /totesys/<stage>/processing."""
+        return f"/totesys/{self.stage}/processing"
+
+    @property
+    def metric_namespace(self) -> str:
+        """The runtime's CloudWatch namespace, which the alarms and the dashboard watch."""
+        return f"{DEFAULT_NAMESPACE}/{self.stage}"
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> ProcessingConfig:

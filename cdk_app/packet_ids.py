@@ -42,7 +42,13 @@ class PacketIdParameters(Construct):
             self.parameters[name] = parameter
 
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
-        """Read and overwrite these parameters, and no other parameter."""
-        for parameter in self.parameters.values():
-            parameter.grant_read(grantee)
-            parameter.grant_write(grantee)
+        """GetParameter and PutParameter (what runtime/adapters/ssm.py calls) on these, no other.
+
+        Not `StringParameter.grant_read`: it adds GetParameterHistory, GetParameters and
+        DescribeParameters, none of which the runtime calls.
+        """
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ssm:GetParameter", "ssm:PutParameter"],
+            resource_arns=[parameter.parameter_arn for parameter in self.parameters.values()],
+        )

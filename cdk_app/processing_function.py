@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Annotations, Duration, Validations
+from aws_cdk import Acknowledgment, Annotations, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -12,7 +13,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_app.bundling import bundled_code, unbundled_code
+from cdk_app.bundling import Bytecode, bundled_code, resolve_bytecode, unbundled_code
+from cdk_app.lambda_platform import Target
 
 # Amazon Linux 2023 (glibc 2.34, which current pyarrow and numpy wheels need). The
 # bundle is built for this version: cdk_app/bundling.py derives its pip target from it.
@@ -44,7 +46,9 @@ class ProcessingFunction(Construct):
         timeout: Duration,
         environment: Mapping[str, str],
         log_retention: logs.RetentionDays,
+        log_level: str,
         bundle: bool,
+        require_bytecode: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -56,6 +60,9 @@ class ProcessingFunction(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=DEAD_LETTER_RETENTION,
+            # Its messages are events that failed every attempt: deleting the stack must
+            # not delete them (they are replayed after a fix, docs/deploy.md).
+            removal_policy=RemovalPolicy.RETAIN,
         )
         Validations.of(self.dead_letter_queue).acknowledge(
             Acknowledgment(
@@ -75,8 +82,12 @@ class ProcessingFunction(Construct):
             description="Totesys processing Lambda: its log group, the buckets, the packet ids",
         )
 
+        self.bytecode: Bytecode | None = None
         if bundle:
-            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture)
+            self.bytecode = resolve_bytecode(Target.for_lambda(LAMBDA_RUNTIME, architecture), required=require_bytecode)
+            if self.bytecode.interpreter is None:
+                _warn_no_bytecode(self)
+            code = bundled_code(runtime=LAMBDA_RUNTIME, architecture=architecture, bytecode=self.bytecode)
         else:
             code = unbundled_code()
             Annotations.of(self).add_warning_v2(
@@ -98,6 +109,15 @@ class ProcessingFunction(Construct):
             environment=dict(environment),
             role=self.role,
             log_group=self.log_group,
+            # JSON lines end to end: Lambda's own lines (START, REPORT) come as JSON too.
+            # Lambda filters application lines by their "level"; the metrics' EMF lines have
+            # none and count as INFO, so the filter never drops below INFO (the runtime's
+            # LOG_LEVEL does the rest) and DEBUG passes when asked for.
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=(
+                lambda_.ApplicationLogLevel.DEBUG if log_level == "DEBUG" else lambda_.ApplicationLogLevel.INFO
+            ),
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
@@ -114,3 +134,15 @@ class ProcessingFunction(Construct):
                 "to a newer Python is a change of LAMBDA_RUNTIME, proven by the bundling tests.",
             )
         )
+
+
+def _warn_no_bytecode(scope: Construct) -> None:
+    message = (
+        "require_bytecode=false and no Python of the runtime's version found: the asset ships NO .pyc, so every cold start compiles about a "
+        "thousand modules (seconds of billed INIT, near Lambda's 10 s cap). Install "
+        f"Python {LAMBDA_RUNTIME.name.removeprefix('python')} and synthesize again without "
+        "-c require_bytecode=false."
+    )
+    Annotations.of(scope).add_warning_v2("totesys:noBytecode", message)
+    banner = "!" * 78
+    print(f"{banner}\n!! {message}\n{banner}", file=sys.stderr)

@@ -1,30 +1,41 @@
 """The processing stack: composes the constructs, grants access, exports what callers need.
 
-Every permission is a `grant_*` on the resource it concerns, so each is as narrow as
-that resource: the function reads the ingestion bucket, reads, writes and deletes in
-the processed bucket, reads and writes only the packet-id parameters under its prefix,
-reads one secret if one is configured, and writes to its own log group. CloudWatch
-metrics need no permission: they are embedded in the logs (EMF).
+Least privilege means the actions the code calls, on the resources it touches (DESIGN
+§12), written out rather than taken from `Bucket.grant_*`, whose action groups include
+`s3:DeleteObjectVersion` (the versions are the way back), Object Lock actions and
+tagging, and `StringParameter.grant_read`, which includes `ssm:GetParameterHistory`:
+
+- ingestion bucket: `s3:ListBucket` (listing a packet's objects, paginated) and
+  `s3:GetObject` on the source tables' prefixes only;
+- processed bucket: `s3:ListBucket`, and `s3:GetObject`, `s3:PutObject` (conditional
+  puts, HeadObject is authorized by GetObject) and `s3:DeleteObject` (the function's own
+  `_pending/` marks: on a versioned bucket a delete marker, never a version) on objects;
+- the packet-id parameters under the stage's prefix: `ssm:GetParameter`, `ssm:PutParameter`;
+- its own log group (`grant_write`), and the dead-letter queue (Lambda sends failed events
+  there with the function's role; added by the on-failure destination).
+
+CloudWatch metrics need no permission: they are embedded in the logs (EMF).
+tests/infra/test_permissions.py lists every action granted and fails on any other.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Tags, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.alerting import Alerting
 from cdk_app.buckets import data_bucket
 from cdk_app.config import ProcessingConfig
+from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
 from cdk_app.processing_function import ProcessingFunction
-from runtime.observability import DEFAULT_NAMESPACE, NAMESPACE_ENV, SERVICE
+from runtime.observability import NAMESPACE_ENV, SERVICE
 from runtime.tables import SOURCE_TABLES
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
@@ -53,10 +64,8 @@ class ProcessingStack(Stack):
             "SSM_PREFIX": config.ssm_prefix,
             "LOG_LEVEL": config.log_level,
             "POWERTOOLS_SERVICE_NAME": SERVICE,
-            NAMESPACE_ENV: DEFAULT_NAMESPACE,
+            NAMESPACE_ENV: config.metric_namespace,
         }
-        if config.secret_name is not None:
-            environment["SECRET_NAME"] = config.secret_name
 
         timeout = Duration.seconds(config.timeout_seconds)
         processing = ProcessingFunction(
@@ -67,19 +76,14 @@ class ProcessingStack(Stack):
             timeout=timeout,
             environment=environment,
             log_retention=_retention(config.log_retention_days),
+            log_level=config.log_level,
             bundle=config.bundle,
+            require_bytecode=config.require_bytecode,
         )
         function = processing.function
 
-        # Only the source tables' prefixes: tables without a consumer yet are never read.
-        for source in SOURCE_TABLES:
-            ingestion.grant_read(function, _source_objects(source.name))
-        processed.grant_read_write(function)
-        processed.grant_delete(function)  # the function deletes its own _pending/ marks
+        _grant_data_access(function, ingestion=ingestion, processed=processed)
         packet_ids.grant_read_write(function)
-        if config.secret_name is not None:
-            secret = secretsmanager.Secret.from_secret_name_v2(self, "Secret", config.secret_name)
-            secret.grant_read(function)
         if config.ingestion_role_arn is not None:
             function.grant_invoke(iam.ArnPrincipal(config.ingestion_role_arn))
 
@@ -90,9 +94,19 @@ class ProcessingStack(Stack):
             function=function,
             timeout=timeout,
             dead_letter_queue=processing.dead_letter_queue,
+            namespace=config.metric_namespace,
         )
+        processing_dashboard(
+            self,
+            "Dashboard",
+            stage=config.stage,
+            namespace=config.metric_namespace,
+            function=function,
+            dead_letter_queue=processing.dead_letter_queue,
+        )
+        _tag_every_resource(self, stage=config.stage)
 
-        _acknowledge_s3_wildcards(processing.role, ingestion=ingestion, processed=processed)
+        _acknowledge_object_arns(processing.role, ingestion=ingestion, processed=processed)
 
         CfnOutput(self, "FunctionArn", value=function.function_arn,
                   description="Invoke asynchronously (InvocationType=Event) with {\"packets\": [...]}")  # fmt: skip
@@ -120,33 +134,42 @@ def _source_objects(table: str) -> str:
     return f"{table}/*"
 
 
-# Why each wildcard that the bucket grants above put in the role's policy is needed.
-_S3_ACTION_WILDCARDS = {
-    "s3:GetObject*": "reading packet objects and the processor's own records (GetObject; "
-    "HeadObject is authorized by it too)",
-    "s3:GetBucket*": "bucket-level reads that come with Bucket.grant_read (location, "
-    "versioning) used by the SDK",
-    "s3:List*": "listing every object of a packet, paginated (ListBucket)",
-    "s3:Abort*": "aborting a multipart upload of a large Parquet file that failed midway",
-    "s3:DeleteObject*": "deleting the function's own _pending/ marks (DESIGN §6)",
-}
+# The tags on every taggable resource. Not on the packet-id parameters: CloudFormation
+# updates a parameter whose tags change by writing its template value ("0") over the live
+# id (cdk_app/packet_ids.py), so a tag added later would rewind every table.
+TAGS = {"project": "totesys", "component": "processing"}
+UNTAGGED_TYPES = ("AWS::SSM::Parameter",)
 
 
-def _acknowledge_s3_wildcards(
+def _tag_every_resource(stack: Stack, *, stage: str) -> None:
+    for key, value in {**TAGS, "stage": stage}.items():
+        Tags.of(stack).add(key, value, exclude_resource_types=list(UNTAGGED_TYPES))
+
+
+def _grant_data_access(function: lambda_.IFunction, *, ingestion: s3.IBucket, processed: s3.IBucket) -> None:
+    """The S3 actions the runtime's adapters call (runtime/adapters/s3.py), and no other."""
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[ingestion.bucket_arn, processed.bucket_arn])
+    )
+    # Only the source tables' prefixes: tables without a consumer yet are never read.
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[ingestion.arn_for_objects(_source_objects(source.name)) for source in SOURCE_TABLES],
+        )
+    )
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            resources=[processed.arn_for_objects("*")],
+        )
+    )
+
+
+def _acknowledge_object_arns(
     role: iam.IRole, *, ingestion: s3.IBucket, processed: s3.IBucket
 ) -> None:
-    """Acknowledge cdk-nag's IAM5 findings for the S3 grants, one by one, with reasons.
-
-    The wildcards come from `Bucket.grant_*` and are confined to the two buckets.
-    """
-    for action, why in _S3_ACTION_WILDCARDS.items():
-        Validations.of(role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Action::{action}]",
-                reason=f"{action} is an action group from Bucket.grant_*, limited to the "
-                f"ingestion and processed buckets; needed for {why}.",
-            )
-        )
+    """Acknowledge cdk-nag's IAM5 findings for the object ARNs, one by one, with reasons."""
     for source in SOURCE_TABLES:
         Validations.of(role).acknowledge(
             Acknowledgment(

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FULL_CONTEXT: dict[str, Any] = {
     "bundle": False,
     "alarm_emails": ["data-oncall@example.com", "lead@example.com"],
-    "secret_name": "totesys/warehouse",
     "ingestion_role_arn": "arn:aws:iam::123456789012:role/totesys-ingestion",
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aws_cdk.assertions import Annotations, Capture, Match
 
@@ -76,32 +77,44 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(template_json):
         assert properties["AlarmDescription"]
 
 
-def test_errors_after_repeated_failure(template):
-    template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum",
-         "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": 1,
-         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-         "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": Match.any_value()}}]},
-    )
+def _alarm(template_json, name: str) -> dict:
+    """The alarm whose construct id is `name` (logical ids are AlertingName + a hash)."""
+    pattern = re.compile(rf"^Alerting{name}[0-9A-F]{{8}}$")
+    (found,) = [r["Properties"] for k, r in resources_of(template_json, "AWS::CloudWatch::Alarm").items()
+                if pattern.match(k)]  # fmt: skip
+    return found
 
 
-def test_any_message_in_the_dead_letter_queue(template):
-    template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
-         "Statistic": "Maximum", "Threshold": 1, "EvaluationPeriods": 1,
-         "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-         "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [Match.any_value(), "QueueName"]}}]},
-    )
+def test_failure_alarms_only_after_the_last_retry(template_json):
+    # An event reaches the dead-letter queue only after its last attempt failed (or it
+    # expired): one datapoint of "a message was sent to it" is a failure that lasted.
+    alarm = _alarm(template_json, "EventFailedAllAttempts")
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/SQS", "NumberOfMessagesSent", "Sum")
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"]) == (1, 1)
+    (dimension,) = alarm["Dimensions"]
+    assert dimension["Name"] == "QueueName" and dimension["Value"]["Fn::GetAtt"][1] == "QueueName"
+    # No alarm watches a metric that every failed attempt emits, the first included.
+    watched = json.dumps([r["Properties"] for r in resources_of(template_json, "AWS::CloudWatch::Alarm").values()])
+    assert "ProcessingFailed" not in watched
+    assert '"MetricName": "Errors"' not in watched
 
 
-def test_sustained_throttles(template):
-    template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {"Namespace": "AWS/Lambda", "MetricName": "Throttles", "Statistic": "Sum",
-         "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": 1},
-    )
+def test_dead_letters_left_waiting(template_json):
+    alarm = _alarm(template_json, "DeadLettersWaiting")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Statistic"] == "Maximum" and alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 12
+
+
+def test_event_age_dropped_events_and_lost_dead_letters(template_json):
+    age = _alarm(template_json, "AsyncEventAge")
+    assert (age["Namespace"], age["MetricName"], age["Statistic"]) == ("AWS/Lambda", "AsyncEventAge", "Maximum")
+    assert age["Threshold"] == 3_600_000 and age["ComparisonOperator"] == "GreaterThanThreshold"
+    for name in ("AsyncEventsDropped", "DestinationDeliveryFailures"):
+        alarm = _alarm(template_json, name)
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", name, "Sum")
+        assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        (dimension,) = alarm["Dimensions"]
+        assert dimension["Name"] == "FunctionName" and set(dimension["Value"]) == {"Ref"}
 
 
 def test_duration_near_the_timeout(template, synth):
@@ -115,21 +128,63 @@ def test_duration_near_the_timeout(template, synth):
     )
 
 
-def test_runtime_metrics_alarm_across_every_table(template_json):
-    expressions = {}
-    for alarm in _alarms(template_json):
-        for query in alarm["Properties"].get("Metrics", []):
-            if "Expression" in query:
-                expressions[query["Expression"]] = alarm["Properties"]
-    for name in ("RowsRejected", "PacketGap", "SchemaDrift", "ProcessingFailed"):
-        assert name in METRIC_NAMES  # the runtime emits it under this very name
-        expression = f'SELECT SUM({name}) FROM "TotesysProcessing"'
-        assert expression in expressions, sorted(expressions)
-        properties = expressions[expression]
-        assert properties["Threshold"] == 1
-        assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
-        (query,) = properties["Metrics"]
-        assert query["ReturnData"] is True and query["Period"] == 300
+def test_runtime_metrics_alarm_across_every_table_in_the_stage_namespace(template_json, synth):
+    from cdk_app.alerting import DASHBOARD_ONLY_METRICS, RUNTIME_METRIC_ALARMS
+
+    # Every metric the runtime emits is alarmed or shown on purpose, none forgotten.
+    assert set(RUNTIME_METRIC_ALARMS) | set(DASHBOARD_ONLY_METRICS) == set(METRIC_NAMES)
+    assert set(RUNTIME_METRIC_ALARMS) == {"RowsRejected", "PacketGap", "LatePacket", "SchemaDrift", "SilentMutation"}
+    for stage, template in (("dev", template_json), ("prod", synth(stage="prod").to_json())):
+        expressions = {}
+        for alarm in _alarms(template):
+            for query in alarm["Properties"].get("Metrics", []):
+                if "Expression" in query:
+                    expressions[query["Expression"]] = alarm["Properties"]
+        assert len(expressions) == len(RUNTIME_METRIC_ALARMS)
+        for name in RUNTIME_METRIC_ALARMS:
+            assert name in METRIC_NAMES  # the runtime emits it under this very name
+            expression = f'SELECT SUM({name}) FROM "TotesysProcessing/{stage}"'
+            assert expression in expressions, sorted(expressions)
+            properties = expressions[expression]
+            assert properties["Threshold"] == 1
+            assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            (query,) = properties["Metrics"]
+            assert query["ReturnData"] is True and query["Period"] == 300
+
+
+def test_the_alarm_table_in_the_deploy_guide_names_every_alarm(template_json):
+    from tests.infra.test_docs import DOCS, _table_rows
+
+    documented = {row[0].strip("`") for row in _table_rows((DOCS / "deploy.md").read_text(), "alarm")}
+    synthesized = {re.sub(r"^Alerting(\w+?)[0-9A-F]{8}$", r"\1", logical_id)
+                   for logical_id in resources_of(template_json, "AWS::CloudWatch::Alarm")}  # fmt: skip
+    assert synthesized == documented
+
+
+def _dashboard_body(template_json) -> dict:
+    (dashboard,) = resources_of(template_json, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    if isinstance(body, dict):  # Fn::Join of text and references: references become "REF"
+        body = "".join(part if isinstance(part, str) else "REF" for part in body["Fn::Join"][1])
+    return json.loads(body)
+
+
+def test_dashboard_graphs_every_runtime_metric_by_table_and_the_function(template_json):
+    widgets = _dashboard_body(template_json)["widgets"]
+    expressions, metric_names = set(), set()
+    for widget in widgets:
+        for metric in widget["properties"].get("metrics", []):
+            for item in metric:
+                if isinstance(item, dict) and "expression" in item:
+                    expressions.add(item["expression"])
+            metric_names.update(item for item in metric if isinstance(item, str))
+    for name in METRIC_NAMES:
+        assert f'SELECT SUM({name}) FROM "TotesysProcessing/dev" GROUP BY "table"' in expressions, name
+    for name in ("Errors", "AsyncEventAge", "Duration", "AsyncEventsDropped", "DestinationDeliveryFailures",
+                 "NumberOfMessagesSent"):  # fmt: skip
+        assert name in metric_names, name
+    (dashboard,) = resources_of(template_json, "AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == "totesys-processing-dev"
 
 
 def test_no_alarm_emails_is_allowed_but_warned(synth):

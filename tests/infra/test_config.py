@@ -14,7 +14,11 @@ def _from(**context):
 def test_defaults():
     config = _from()
     assert config == ProcessingConfig()
-    assert config.ssm_prefix == "/totesys/processing"
+    assert config.stage == "dev"
+    assert config.ssm_prefix == "/totesys/dev/processing"
+    assert config.metric_namespace == "TotesysProcessing/dev"
+    assert config.resolved_stack_name == "TotesysProcessing-dev"
+    assert config.require_bytecode is True
     assert config.architecture == "arm64"
     assert config.alarm_emails == ()
     assert config.ingestion_bucket is None and config.processed_bucket is None
@@ -23,11 +27,18 @@ def test_defaults():
 
 def test_text_values_from_the_command_line_are_coerced():
     config = _from(memory_mb="4096", timeout_seconds="900", bundle="false",
-                   alarm_emails="a@example.com, b@example.com", secret_name="")  # fmt: skip
+                   alarm_emails="a@example.com, b@example.com", ingestion_role_arn="")  # fmt: skip
     assert config.memory_mb == 4096 and config.timeout_seconds == 900
     assert config.bundle is False
     assert config.alarm_emails == ("a@example.com", "b@example.com")
-    assert config.secret_name is None
+    assert config.ingestion_role_arn is None
+
+
+def test_the_stage_names_the_stack_the_namespace_and_the_parameters():
+    config = _from(stage="prod")
+    assert (config.resolved_stack_name, config.metric_namespace, config.ssm_prefix) == (
+        "TotesysProcessing-prod", "TotesysProcessing/prod", "/totesys/prod/processing")
+    assert _from(stage="prod", stack_name="Totes").resolved_stack_name == "Totes"
 
 
 def test_json_values_from_cdk_json():
@@ -44,8 +55,9 @@ def test_json_values_from_cdk_json():
         ({"architecture": "arm"}, "architecture: 'arm' is not one of"),
         ({"log_level": "LOUD"}, "log_level: 'LOUD'"),
         ({"log_retention_days": 10}, "log_retention_days: 10 is not one of"),
-        ({"ssm_prefix": "totesys/processing"}, "ssm_prefix"),
-        ({"ssm_prefix": "/totesys/processing/"}, "ssm_prefix"),
+        ({"stage": "Prod"}, "stage: 'Prod' is not lower-case"),
+        ({"stage": "prod/eu"}, "stage"),
+        ({"stage": ""}, "stage"),
         ({"ingestion_bucket": "Not_A_Bucket"}, "ingestion_bucket"),
         ({"ingestion_bucket": "same-bucket", "processed_bucket": "same-bucket"}, "different buckets"),
         ({"alarm_emails": "ops@example.com,not-an-email"}, "alarm_emails: 'not-an-email'"),
@@ -53,7 +65,6 @@ def test_json_values_from_cdk_json():
         ({"bundle": "maybe"}, "bundle: 'maybe' is not true or false"),
         ({"ingestion_role_arn": "arn:aws:iam::123:role/x"}, "ingestion_role_arn"),
         ({"ingestion_role_arn": "arn:aws:lambda:eu-west-2:123456789012:function:ingestion"}, "execution role"),
-        ({"secret_name": "arn:aws:secretsmanager:eu-west-2:1:secret:x"}, "secret_name"),
         ({"stack_name": "9lives"}, "stack_name"),
     ],
 )

@@ -63,5 +63,7 @@ def test_deploy_guide_lists_every_context_key_with_its_default():
 def test_deploy_guide_covers_what_a_deployer_needs():
     text = (DOCS / "deploy.md").read_text()
     for needed in ("cdk bootstrap", "cdk deploy", "make synth", "InvocationType", '"packets"',
-                   "Subscription", "Confirmation", "Node.js 22", "Python 3.11", "No Docker", "cdk.out/"):  # fmt: skip
+                   "Subscription", "Confirmation", "Node.js 22", "Python 3.11", "No Docker", "cdk.out/",
+                   "make deploy-local", "from the profile", "stage=prod", "on-success destination", "make lock",
+                   "require_bytecode=false", "EventFailedAllAttempts"):  # fmt: skip
         assert needed in text, needed

@@ -51,23 +51,22 @@ def test_one_invocation_at_a_time(template):
 
 def test_environment_per_design_section_9(template_json):
     variables = _function(template_json)["Environment"]["Variables"]
-    assert variables["SSM_PREFIX"] == "/totesys/processing"
+    assert variables["SSM_PREFIX"] == "/totesys/dev/processing"
     assert variables["LOG_LEVEL"] == "INFO"
     assert variables["POWERTOOLS_SERVICE_NAME"] == "totesys-processing"
-    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "TotesysProcessing"
-    assert variables["SECRET_NAME"] == "totesys/warehouse"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "TotesysProcessing/dev"
+    assert "SECRET_NAME" not in variables
     # The buckets created by the stack are referenced, not named by hand.
     assert set(variables["INGESTION_BUCKET"]) == {"Ref"}
     assert set(variables["PROCESSED_BUCKET"]) == {"Ref"}
     assert variables["INGESTION_BUCKET"] != variables["PROCESSED_BUCKET"]
 
 
-def test_environment_names_imported_buckets_and_omits_unset_secret(synth):
+def test_environment_names_imported_buckets_and_follows_the_stage(synth):
     template = synth(
         ingestion_bucket="totes-ingestion",
         processed_bucket="totes-processed",
-        secret_name="",
-        ssm_prefix="/totesys/staging",
+        stage="staging",
         log_level="DEBUG",
     )
     template.has_resource_properties(
@@ -77,9 +76,9 @@ def test_environment_names_imported_buckets_and_omits_unset_secret(synth):
                 "Variables": {
                     "INGESTION_BUCKET": "totes-ingestion",
                     "PROCESSED_BUCKET": "totes-processed",
-                    "SSM_PREFIX": "/totesys/staging",
+                    "SSM_PREFIX": "/totesys/staging/processing",
                     "LOG_LEVEL": "DEBUG",
-                    "SECRET_NAME": Match.absent(),
+                    "POWERTOOLS_METRICS_NAMESPACE": "TotesysProcessing/staging",
                 }
             }
         },
@@ -141,3 +140,40 @@ def test_dead_letter_queue_refuses_plain_http(template):
 def test_an_unbundled_asset_is_flagged_as_not_deployable():
     _, stack = build_stack({"bundle": False})
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("never deploy it"))
+
+
+def test_json_logs_filtered_no_higher_than_info(template, synth):
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}},
+    )
+    # The metrics' EMF lines carry no level (Lambda counts them as INFO): never filtered out.
+    synth(log_level="ERROR").has_resource_properties(
+        "AWS::Lambda::Function", {"LoggingConfig": {"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}}
+    )
+    synth(log_level="DEBUG").has_resource_properties(
+        "AWS::Lambda::Function", {"LoggingConfig": {"ApplicationLogLevel": "DEBUG"}}
+    )
+
+
+def test_dead_letter_queue_outlives_the_stack(template):
+    template.has_resource("AWS::SQS::Queue", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+
+
+def test_every_taggable_resource_is_tagged_with_the_stage(synth):
+    from cdk_app.processing_stack import UNTAGGED_TYPES
+
+    # Resource types CloudFormation has no Tags property for.
+    untaggable = {"AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
+                  "AWS::SNS::Subscription", "AWS::Lambda::EventInvokeConfig", "AWS::Lambda::Permission",
+                  "AWS::CDK::Metadata"}  # fmt: skip
+    resources = synth(stage="prod").to_json()["Resources"]
+    checked = 0
+    for logical_id, resource in resources.items():
+        if resource["Type"] in untaggable or resource["Type"] in UNTAGGED_TYPES:
+            assert "Tags" not in resource.get("Properties", {}), logical_id
+            continue
+        tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"].get("Tags", [])}
+        assert {"project": "totesys", "component": "processing", "stage": "prod"}.items() <= tags.items(), logical_id
+        checked += 1
+    assert checked >= 15  # buckets, role, function, queue, topic, key, log group, alarms

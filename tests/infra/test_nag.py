@@ -21,7 +21,7 @@ from tests.infra.conftest import build_stack, make_app
 CONFIGURATIONS = {
     "created buckets, every option": {},
     "imported buckets": {"ingestion_bucket": "totes-ingestion", "processed_bucket": "totes-processed"},
-    "minimal": {"alarm_emails": "ops@example.com", "secret_name": "", "ingestion_role_arn": "",
+    "minimal": {"alarm_emails": "ops@example.com", "ingestion_role_arn": "",
                 "architecture": "x86_64"},
 }  # fmt: skip
 

@@ -18,7 +18,7 @@ def _parameters(template_json):
 
 def test_one_string_parameter_at_zero_per_packet_id(template_json):
     parameters = _parameters(template_json)
-    assert set(parameters) == set(packet_id_parameters("/totesys/processing"))
+    assert set(parameters) == set(packet_id_parameters("/totesys/dev/processing"))
     for parameter in parameters.values():
         assert parameter["Properties"] == {
             "Name": parameter["Properties"]["Name"],
@@ -34,9 +34,9 @@ def test_parameters_are_retained_with_the_data(template_json):
         assert parameter["UpdateReplacePolicy"] == "Retain"
 
 
-def test_prefix_from_config(synth):
-    parameters = _parameters(synth(ssm_prefix="/totesys/staging").to_json())
-    assert set(parameters) == set(packet_id_parameters("/totesys/staging"))
+def test_prefix_follows_the_stage(synth):
+    parameters = _parameters(synth(stage="staging").to_json())
+    assert set(parameters) == set(packet_id_parameters("/totesys/staging/processing"))
 
 
 def test_other_changes_leave_the_parameters_untouched(template_json, synth):
@@ -47,7 +47,6 @@ def test_other_changes_leave_the_parameters_untouched(template_json, synth):
         timeout_seconds=900,
         log_level="DEBUG",
         alarm_emails=["someone-else@example.com"],
-        secret_name="",
         ingestion_role_arn="",
         architecture="x86_64",
         log_retention_days=365,
@@ -64,7 +63,7 @@ def test_the_stacks_parameters_are_the_table_graphs_in_dependency_order(template
     from tests.unit.test_tables import DESIGN_ORDER
 
     names = list(_parameters(template_json))  # in the template's order
-    prefix = "/totesys/processing"
+    prefix = "/totesys/dev/processing"  # the default stage's
     assert [n.removeprefix(f"{prefix}/consumed/") for n in names if "/consumed/" in n] == DESIGN_ORDER
     assert {n.removeprefix(f"{prefix}/produced/") for n in names if "/produced/" in n} == set(OUTPUT_TABLES)
     assert len(names) == len(DESIGN_ORDER) + len(OUTPUT_TABLES) == 22
