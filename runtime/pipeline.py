@@ -391,19 +391,32 @@ class Pipeline:
             self._apply(record)
             return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
         taken = self._live_quarantine(replay)
-        lines = []
+        # Each file is re-offered as an object of its own, line for line (a line not
+        # re-offered stays blank), so a row quarantined again names the file and line
+        # it was taken from. Both formats: the source row's fields plus `_reasons`, or
+        # `_raw` (the exact text); `_object`/`_line` (where it first came from) are
+        # bookkeeping, not fields, and so are not re-offered.
+        objects = []
         for key in taken:
+            lines = []
             for line in (self._store.read(key) or b"").splitlines():
-                row = json.loads(line)
-                reasons = row.pop("_reasons", None)
-                row.pop(WAITS_FOR, None)
+                try:
+                    row = json.loads(line)
+                    reasons = row.pop("_reasons", None)
+                except (ValueError, AttributeError, RecursionError) as exc:
+                    raise CorruptRecordError(f"quarantine file {key} has a line that is not JSON: {exc}") from exc
+                for bookkeeping in (WAITS_FOR, "_object", "_line", "_length"):
+                    row.pop(bookkeeping, None)
                 if reasons is None:
-                    continue
-                lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
+                    lines.append(b"")
+                elif "_raw" in row:
+                    lines.append(row["_raw"].encode())
+                else:
+                    lines.append(json.dumps(row, ensure_ascii=False).encode())
+            objects.append((key, io.BytesIO(b"\n".join(lines) + b"\n" if lines else b"")))
         source = SOURCES["sales_order"]
         states = {t: self._load_state(t) for t in STATE_INPUTS[source.name]}
-        body = b"\n".join(lines) + b"\n" if lines else b""
-        blocks = (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
+        blocks = (parse_block(source, b) for b in read_blocks(objects))
         result = transform(source, blocks, states, name)
         record = self._write(
             name,

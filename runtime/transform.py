@@ -42,6 +42,7 @@ from runtime.validation import (
     UPDATED,
     Failure,
     TableReport,
+    check_lines,
     examples,
     quarantine_jsonl,
     referential,
@@ -109,6 +110,8 @@ class _TableSink:
         self._writer: pq.ParquetWriter | None = None
         self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = 0
         self.failures: list[Failure] = []
+        self.lines: int | None = None  # source lines accounted here (DESIGN §7b)
+        self.blank = 0
         self._quarantine: list[bytes] = []
         self.updated: datetime | None = None
 
@@ -118,11 +121,14 @@ class _TableSink:
         text,
         before: Iterable[Failure] = (),
         skipped: int = 0,
+        source: ParsedPacket | None = None,
     ) -> pa.Table:
         """Validate a candidate batch, write its valid rows; returns them.
 
         `before` are failures of source lines that never became candidates (broken,
         unrepresentable, a conflicting version): they count and are quarantined here.
+        `source`, when the candidates are that block's own rows, is accounted line by
+        line: each of its lines written, rejected, skipped or blank, exactly once.
         """
         before = list(before)
         checked = without_lines(candidate.rows, candidate.failures)
@@ -133,6 +139,11 @@ class _TableSink:
         self.rows_written += valid.num_rows
         self.rows_rejected += rejected
         self.rows_skipped += skipped
+        if source is not None:
+            check_lines(f"{self.table} from {text_key(source)}", source.lines, valid.num_rows,
+                        rejected, skipped, source.blank)
+            self.lines = (self.lines or 0) + source.lines
+            self.blank += source.blank
         if failures:
             self.failures.extend(failures)
             self._quarantine.append(quarantine_jsonl(text.lines, failures))
@@ -157,8 +168,15 @@ class _TableSink:
             rows_rejected=self.rows_rejected,
             rows_skipped=self.rows_skipped,
             failures=_merged(self.failures),
+            lines=self.lines,
+            blank=self.blank,
         )
         return output, report, b"".join(self._quarantine)
+
+
+def text_key(packet: ParsedPacket) -> str:
+    blocks = packet.text.blocks if hasattr(packet.text, "blocks") else (packet.text,)
+    return ", ".join(sorted({b.key for b in blocks})) or "no objects"
 
 
 def _distinct_lines(failures: list[Failure]) -> int:
@@ -206,7 +224,10 @@ def _dimension_packet(
         if candidate.table == source.primary_output:
             # Lines that never became rows count here, and so do rows older than the
             # state (skipped: nothing to emit).
-            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows)
+            # A department's rows are not dim_staff's (those are its staff): its lines
+            # are accounted by the reading only.
+            accounted = packet if source.name != "department" else None
+            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows, accounted)
         else:
             sink.add(candidate, packet.text)
         sinks.append(sink)
@@ -297,7 +318,7 @@ def _fact_packet(
         candidate = fact_sales_order.build(rows)
         failures = [referential(candidate, col, known[dim], dim) for col, dim in fact_sales_order.REFERENCES]
         candidate = _Candidate("fact_sales_order", candidate, tuple(f for f in failures if f))
-        valid = facts.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
+        valid = facts.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
         dates.append(dim_date.referenced_dates(valid))
     dim = _TableSink("dim_date")
     if facts.rows_written:

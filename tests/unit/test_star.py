@@ -250,6 +250,7 @@ def test_a_bad_fact_is_quarantined_as_its_source_row_with_the_reason(override, r
         assert waits == {reason.split(": refers to a known ")[1]: 99}
     else:
         assert waits is None
+    assert (quarantined.pop("_object"), quarantined.pop("_line")) == ("k.jsonl", 2)
     assert quarantined == bad
 
 
