@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -123,6 +124,10 @@ class Block:
         source = self.backing if self.backing is not None else self.data.to_pybytes()
         return source.find(needle, 0, self.data.size) >= 0
 
+    def count(self, needle: bytes) -> int:
+        source = self.backing if self.backing is not None else self.data.to_pybytes()
+        return source.count(needle, 0, self.data.size)
+
     def line(self, n: int) -> SourceLine:
         """Packet line `n`'s exact text (without its line end), naming where it is from."""
         starts, ends = self._bounds
@@ -174,10 +179,19 @@ def read_blocks(
         for backing, size, overlong in _whole_lines(key, stream, block_bytes):
             data = pa.py_buffer(backing).slice(0, size)
             _check_utf8(key, data)
-            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 0x0A)
+            ends = _positions(np.frombuffer(data, dtype=np.uint8), 0x0A)
             yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing)
             first_line += len(ends)
             object_line += len(ends)
+
+
+_SLICE = 4 * 1024 * 1024
+
+
+def _positions(buf: np.ndarray, byte: int) -> np.ndarray:
+    """Offsets of `byte` in `buf`, a slice at a time (no block-sized temporary)."""
+    parts = [np.flatnonzero(buf[i : i + _SLICE] == byte) + i for i in range(0, len(buf), _SLICE)]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
 def _whole_lines(
@@ -412,13 +426,33 @@ def _screen(block: Block) -> _Screened:
     candidates = np.flatnonzero(ok)
 
     # One `{` per candidate line and no `[` anywhere: no nesting and one value a line.
-    opens = int(np.count_nonzero(buf == _OPEN))
+    opens = block.count(b"{")
     if opens != len(candidates) or block.find(b"["):
         for i, reason in _structure(buf, ends, candidates):
             rejected.append((i, reason))
             ok[i] = False
         candidates = np.flatnonzero(ok)
+    # NaN and Infinity are not JSON, even where pyarrow lets them by (an ignored field).
+    # A memchr for the first letter first: sales orders hold no N or I at all.
+    if (block.find(b"N") and block.find(b"NaN")) or (block.find(b"I") and block.find(b"Infinity")):
+        for i in _not_strict(block, ends, candidates):
+            rejected.append((i, "not strict JSON: NaN or Infinity"))
+            ok[i] = False
+        candidates = np.flatnonzero(ok)
     return _Screened(candidates, blank, sorted(rejected), not rejected)
+
+
+_CONSTANT = re.compile(rb"NaN|Infinity")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _not_strict(block: Block, ends: np.ndarray, candidates: np.ndarray) -> list[int]:
+    """Candidate lines with NaN or Infinity outside a string (per line only for the
+    lines that hold those letters at all)."""
+    source = block.backing if block.backing is not None else block.data.to_pybytes()
+    found = [m.start() for m in _CONSTANT.finditer(memoryview(source)[: block.data.size])]
+    suspects = np.intersect1d(np.unique(np.searchsorted(ends, found)), candidates)
+    return [i for i in suspects.tolist() if _CONSTANT.search(_STRING.sub(b'""', bytes(block.line(block.first_line + i))))]
 
 
 
