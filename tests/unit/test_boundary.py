@@ -279,3 +279,13 @@ def test_nan_outside_a_string_rejects_even_a_row_whose_declared_fields_are_fine(
     [failure] = packet.failures
     assert failure.lines.tolist() == [0, 2]
     assert set(failure.row_reasons) == {"not strict JSON: NaN or Infinity"}
+
+
+def test_the_limits_in_the_code_are_the_ones_readme_and_runbook_state():
+    from runtime.reading import MAX_OBJECT_BYTES
+
+    readme, runbook = (ROOT / "README.md").read_text(), (ROOT / "docs" / "operations.md").read_text()
+    assert (MAX_LINE_BYTES, MAX_OBJECT_BYTES, MAX_DEPTH, QUARANTINE_RAW_BYTES) == (2**20, 4 * 2**30, 64, 64 * 2**10)
+    for stated in ("1 MiB", "4 GiB", "64 levels", "64 KiB"):
+        assert stated in readme and stated in runbook, stated
+    assert "8 MiB" not in readme + runbook
