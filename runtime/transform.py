@@ -140,7 +140,7 @@ class _TableSink:
         self.rows_rejected += rejected
         self.rows_skipped += skipped
         if source is not None:
-            check_lines(f"{self.table} from {text_key(source)}", source.lines, valid.num_rows,
+            check_lines(f"{self.table} from {_text_key(source)}", source.lines, valid.num_rows,
                         rejected, skipped, source.blank)
             self.lines = (self.lines or 0) + source.lines
             self.blank += source.blank
@@ -174,7 +174,7 @@ class _TableSink:
         return output, report, b"".join(self._quarantine)
 
 
-def text_key(packet: ParsedPacket) -> str:
+def _text_key(packet: ParsedPacket) -> str:
     blocks = packet.text.blocks if hasattr(packet.text, "blocks") else (packet.text,)
     return ", ".join(sorted({b.key for b in blocks})) or "no objects"
 
