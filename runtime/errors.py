@@ -78,3 +78,8 @@ class PacketIdOrderError(ProcessingError, ValueError):
 
 class CorruptRecordError(ProcessingError):
     """A record the processor wrote itself (commit, pending mark, state) is unreadable."""
+
+
+class LineAccountingError(ProcessingError):
+    """The lines of an object or packet do not add up to written + rejected + skipped
+    + blank: a bug in this processor, never bad data (DESIGN §7b). Nothing is committed."""

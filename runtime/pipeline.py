@@ -404,18 +404,18 @@ class Pipeline:
         parts, state_inputs = {}, []
         # The rows' own objects are long read: the quarantine files bound them instead.
         written = max((self._store.last_modified(k) for k in taken), default=None)
+        # Each file is re-offered as an object of its own, line for line (a line not
+        # re-offered stays blank), so a row quarantined again names the file and line
+        # it was taken from. Both formats: the source row's fields plus `_reasons`, or
+        # `_raw` (the exact text); `_object`/`_line` (where it first came from) are
+        # bookkeeping, not fields, and so are not re-offered.
         for fact in FACTS:  # each fact's quarantined rows, fed back as rows of its source
-            lines = []
-            for key in (k for k in taken if k.startswith(keys.quarantine_prefix(fact.name))):
-                for line in (self._store.read(key) or b"").splitlines():
-                    row = json.loads(line)
-                    reasons = row.pop("_reasons", None)
-                    row.pop(WAITS_FOR, None)
-                    if reasons is None:
-                        continue
-                    lines.append(row["_raw"].encode() if "_raw" in row else json.dumps(row).encode())
-            body = b"\n".join(lines) + b"\n" if lines else b""
-            parts[fact.source] = _parsed(SOURCES[fact.source], body, written)
+            objects = [
+                (key, io.BytesIO(self._reoffered(key)))
+                for key in taken
+                if key.startswith(keys.quarantine_prefix(fact.name))
+            ]
+            parts[fact.source] = _parsed(SOURCES[fact.source], objects, written)
             state_inputs += STATE_INPUTS[fact.source]
         states = {t: self._load_state(t) for t in dict.fromkeys(state_inputs)}
         result = replay_facts(parts, states, name)
@@ -432,6 +432,25 @@ class Pipeline:
             extra={"replay": name, "files": taken, "rows_written": {o.table: o.rows for o in record.outputs}},
         )
         return self._count(name, record, result)
+
+    def _reoffered(self, key: str) -> bytes:
+        """A quarantine file's rejected lines as source lines again, line for line."""
+        lines = []
+        for line in (self._store.read(key) or b"").splitlines():
+            try:
+                row = json.loads(line)
+                reasons = row.pop("_reasons", None)
+            except (ValueError, AttributeError, RecursionError) as exc:
+                raise CorruptRecordError(f"quarantine file {key} has a line that is not JSON: {exc}") from exc
+            for bookkeeping in (WAITS_FOR, "_object", "_line", "_length"):
+                row.pop(bookkeeping, None)
+            if reasons is None:
+                lines.append(b"")
+            elif "_raw" in row:
+                lines.append(row["_raw"].encode())
+            else:
+                lines.append(json.dumps(row, ensure_ascii=False).encode())
+        return b"\n".join(lines) + b"\n" if lines else b""
 
     def _facts_waiting_for(self, result: Transformed) -> bool:
         """Whether a live quarantined fact waits for a dimension row this packet emits.
@@ -521,9 +540,9 @@ class Pipeline:
         return from_parquet(data).cast(coerced_schema(SOURCES[table]))
 
 
-def _parsed(source, body: bytes, written):
+def _parsed(source, objects, written):
     """Replayed rows as parsed blocks of `source`; `written` bounds their timestamps."""
-    return (parse_block(source, b, written) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
+    return (parse_block(source, b, written) for b in read_blocks(objects))
 
 
 def request_replay(store: ProcessedStore) -> int:

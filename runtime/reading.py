@@ -1,13 +1,23 @@
-"""JSON lines → Arrow, with the types coerced once, here, and broken lines set aside.
+"""JSON lines → Arrow, with the types coerced once, here, and every line given a fate.
 
-The fast path is one pyarrow JSON parse with an explicit schema. pyarrow rejects a
-whole block when one line is broken (not JSON, a string where a number belongs, ...),
-so on failure the block is bisected until each broken line stands alone: the good
-lines keep the fast path, each broken line is quarantined with pyarrow's reason, and
-nothing else about the packet changes.
+A line is what ends at a line feed (CRLF counts as one line end). Every line of every
+object is either a row, blank (empty or whitespace only: counted, not an error), or a
+broken line, set aside with its reason (DESIGN §7b); the counts are checked here.
 
-Every parsed row keeps `__line`, its line number within the packet, so a rejected row
-is quarantined as the exact source text the ingestion wrote.
+Before pyarrow sees a block, a vectorized screen sets aside every line it must not see:
+pyarrow 26's `read_json` with an explicit schema crashes the process on a line that is
+JSON `null` (apache/arrow#47409), and reads `null`, several values on one line or a
+bare carriage return as rows of their own. So only lines that start with `{` and end
+with `}`, nested at most MAX_DEPTH deep, holding one JSON value, within the line limit,
+reach the parser. pyarrow rejects a whole block when one of those is still broken (not
+JSON, a string where a number belongs, a duplicate key, ...), so on failure the block is
+bisected until each broken line stands alone: the good lines keep the fast path, each
+broken line is quarantined with pyarrow's reason, and nothing else about the packet
+changes.
+
+Every parsed row keeps `__line`, its line number within the packet (0-based, across
+its objects in key order: the row's identity downstream); a quarantined line is named
+by its object and its 1-based line number within that object.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,20 +40,27 @@ import pyarrow.json as pj
 
 from runtime import drift
 from runtime import tables as t
-from runtime.errors import UnreadableObjectError
-from runtime.validation import Failure, examples
+from runtime.errors import LineAccountingError, UnreadableObjectError
+from runtime.validation import MAX_DEPTH, QUARANTINE_RAW_BYTES, Failure, SourceLine, examples
 
 LINE = "__line"  # row → line number in the packet (across its objects, in key order)
 
-# A line longer than this is not a totesys row (they are under 1 KB): the object is
-# refused as unreadable rather than parsed.
+# A line longer than this is not a totesys row (they are under 1 KB): it is a rejected
+# row, never parsed, and only its first QUARANTINE_RAW_BYTES are kept. 1 MiB bounds
+# what one line can cost (pyarrow parses in blocks of this size, and an over-long line
+# is skipped, not held) while leaving three orders of magnitude of room.
 MAX_LINE_BYTES = 1024 * 1024
+# An object that holds more text than this (decompressed) is unreadable: a gzip bomb
+# or a mistake, not a packet this function can process within its timeout.
+MAX_OBJECT_BYTES = 4 * 1024**3
 
 # Packets are read, checked and written in blocks of about this many bytes of JSON
 # lines, so memory stays flat however large a packet is. Fixed, not tuned at run time:
 # a retry must cut the same blocks to write the same bytes.
 BLOCK_BYTES = 32 * 1024 * 1024
 _FIRST_READ = 256 * 1024
+_SKIP_READ = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
 
 # How pyarrow reads each column kind. Dates are read as text and checked after. An int
 # is read as a double, so integral floats (`2.0`, as some exports write ids) parse, and
@@ -87,32 +105,57 @@ def coerced_schema(source: t.SourceTable) -> pa.Schema:
     return pa.schema([(name, COERCED_TYPES[kind]) for name, kind in source.columns])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Block:
     """Whole lines of one object: the unit that is parsed, checked and written at once.
 
-    Line numbers are packet-wide (across blocks and objects, in key order), counting
-    every physical line, so a failure can name the line and quarantine its exact text.
+    `first_line` is packet-wide (across blocks and objects, in key order) and
+    `object_line` the same line's 0-based number within its object, counting every
+    physical line, so a failure can name the line and quarantine its exact text.
     """
 
     key: str
     data: pa.Buffer  # ends with b"\n"; a view, not a copy, of what was read
     first_line: int
     line_count: int
+    object_line: int = 0
+    # A block of one line that was over MAX_LINE_BYTES: its full length in bytes
+    # (`data` then holds only its first QUARANTINE_RAW_BYTES).
+    overlong: int | None = None
+    ends: np.ndarray | None = None  # offset of each line's b"\n", when already known
+    backing: bytes | bytearray | None = None  # what `data` views, from offset 0 (for find)
+    opens: int | None = None  # how many `{` the block holds, when already counted
 
     @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Start and (exclusive) end offsets of every line (off the fast path only)."""
-        ends = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 0x0A).astype(np.int64)
+        """Start and (exclusive) end offsets of every line."""
+        ends = self.ends
+        if ends is None:
+            ends = np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 0x0A)
+        ends = ends.astype(np.int64, copy=False)
         starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         return starts, ends
 
-    def line(self, n: int) -> bytes:
+    def find(self, needle: bytes) -> bool:
+        """Whether `needle` occurs in the block (memchr speed, no copy when backed)."""
+        source = self.backing if self.backing is not None else self.data.to_pybytes()
+        return source.find(needle, 0, self.data.size) >= 0
+
+    def count(self, needle: bytes) -> int:
+        source = self.backing if self.backing is not None else self.data.to_pybytes()
+        return source.count(needle, 0, self.data.size)
+
+    def line(self, n: int) -> SourceLine:
+        """Packet line `n`'s exact text (without its line end), naming where it is from."""
         starts, ends = self._bounds
         i = n - self.first_line
-        return self.data.slice(starts[i], ends[i] - starts[i]).to_pybytes().rstrip(b"\r")
+        text = self.data.slice(starts[i], ends[i] - starts[i]).to_pybytes()
+        if text.endswith(b"\r"):
+            text = text[:-1]
+        length = self.overlong if self.overlong is not None else len(text)
+        return SourceLine(text, self.key, self.object_line + i + 1, length)
 
-    def lines(self, positions: Iterable[int]) -> list[bytes]:
+    def lines(self, positions: Iterable[int]) -> list[SourceLine]:
         return [self.line(int(n)) for n in positions]
 
 
@@ -126,11 +169,11 @@ class PacketText:
     def line_count(self) -> int:
         return sum(b.line_count for b in self.blocks)
 
-    def line(self, n: int) -> bytes:
+    def line(self, n: int) -> SourceLine:
         firsts = [b.first_line for b in self.blocks]
         return self.blocks[bisect.bisect_right(firsts, n) - 1].line(n)
 
-    def lines(self, positions: Iterable[int]) -> list[bytes]:
+    def lines(self, positions: Iterable[int]) -> list[SourceLine]:
         return [self.line(int(n)) for n in positions]
 
 
@@ -140,6 +183,8 @@ class ParsedPacket:
     text: Block | PacketText  # the source lines, for quarantining rejected rows
     failures: tuple[Failure, ...]  # broken lines and failed coercions, by line number
     unknown_columns: frozenset[str] = frozenset()  # in the source, not declared: ignored
+    lines: int = 0  # every line read: rows + broken + blank
+    blank: int = 0  # empty or whitespace-only lines (no row, not an error)
 
 
 def read_blocks(
@@ -148,69 +193,150 @@ def read_blocks(
     """The packet's objects, in the order given, as blocks of whole lines."""
     first_line = 0
     for key, stream in objects:
-        for data, line_count in _whole_lines(key, stream, block_bytes):
+        object_line = 0
+        for backing, size, overlong in _whole_lines(key, stream, block_bytes):
+            data = pa.py_buffer(backing).slice(0, size)
             _check_utf8(key, data)
-            yield Block(key, data, first_line, line_count)
-            first_line += line_count
+            ends, opens = _scan(np.frombuffer(data, dtype=np.uint8))
+            yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing, opens)
+            first_line += len(ends)
+            object_line += len(ends)
 
 
-def _whole_lines(key: str, stream: BinaryIO, block_bytes: int) -> Iterator[tuple[pa.Buffer, int]]:
-    """Blocks of whole lines, each read into its own buffer (no copies of the block).
+_SLICE = 1024 * 1024
+
+
+def _scan(buf: np.ndarray) -> tuple[np.ndarray, int]:
+    """The offsets of every line feed in `buf` and how many `{` it holds, in one pass a
+    cache-sized slice at a time (no block-sized temporary)."""
+    parts, opens = [], 0
+    for i in range(0, len(buf), _SLICE):
+        part = buf[i : i + _SLICE]
+        parts.append(np.flatnonzero(part == 0x0A) + i)
+        opens += int(np.count_nonzero(part == _OPEN))
+    return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens
+
+
+def _whole_lines(
+    key: str, stream: BinaryIO, block_bytes: int
+) -> Iterator[tuple[bytes | bytearray, int, int | None]]:
+    """Blocks of whole lines, each read into its own buffer (no copies of the block):
+    (the buffer, how many of its bytes are the block's), with the full length of a line that was over the limit (then a block of its own).
 
     Buffers start small and double up to `block_bytes`, so a small object costs a
     small allocation; the cuts depend only on the bytes, so a retry cuts the same.
     """
-    if key.endswith(".gz"):
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")
+    text = _Text(key, stream)
     carry = b""
     size = min(block_bytes, _FIRST_READ)
     while True:
         data = bytearray(len(carry) + size)
         data[: len(carry)] = carry
-        filled = len(carry) + _read_into(key, stream, memoryview(data)[len(carry) :])
+        filled = len(carry) + text.read_into(memoryview(data)[len(carry) :])
         if filled == len(carry):
             break
         cut = data.rfind(b"\n", 0, filled) + 1
         if cut:
-            _check_line_lengths(key, data, cut)
-            yield pa.py_buffer(data).slice(0, cut), data.count(b"\n", 0, cut)
+            yield data, cut, None
         carry = bytes(data[cut:filled])
         if len(carry) > MAX_LINE_BYTES:
-            raise UnreadableObjectError(key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
+            # Not held whole: skipped to its end, keeping what the quarantine keeps.
+            head, length, carry = _skip_line(text, carry)
+            yield head + b"\n", len(head) + 1, length
         size = min(block_bytes, size * 2)
     if carry:
-        yield pa.py_buffer(carry + b"\n"), 1
+        last = carry if carry.endswith(b"\n") else carry + b"\n"
+        yield last, len(last), None
 
 
-def _check_line_lengths(key: str, data: bytearray, end: int) -> None:
-    """Refuse a line longer than MAX_LINE_BYTES, without scanning every line.
-
-    Any line of MAX_LINE_BYTES or more contains a whole aligned window of half that
-    size with no newline in it; only when such a window exists are the lines measured.
-    """
-    half = MAX_LINE_BYTES // 2
-    if all(data.find(b"\n", i, min(i + half, end)) >= 0 for i in range(0, end, half)):
-        return
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8, count=end) == 0x0A)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    if len(ends) and int((ends - starts).max()) > MAX_LINE_BYTES:
-        raise UnreadableObjectError(key, f"a line longer than the {MAX_LINE_BYTES:,}-byte limit")
-
-
-def _read_into(key: str, stream: BinaryIO, view: memoryview) -> int:
-    """Fill `view` from the stream until it is full or the stream ends."""
-    total = 0
-    while total < len(view):
-        try:
-            n = stream.readinto(view[total:])
-        except ConnectionError:
-            raise
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UnreadableObjectError(key, f"not a valid gzip file ({exc})") from exc
+def _skip_line(text: _Text, start: bytes) -> tuple[bytes, int, bytes]:
+    """An over-long line whose first bytes are `start`: read to its end.
+    Returns (its first QUARANTINE_RAW_BYTES, its length, what follows its line end)."""
+    head, length = start[:QUARANTINE_RAW_BYTES], len(start)
+    while True:
+        chunk = bytearray(_SKIP_READ)
+        n = text.read_into(memoryview(chunk))
         if not n:
-            break
-        total += n
-    return total
+            return head, length, b""
+        end = chunk.find(b"\n", 0, n)
+        if end >= 0:
+            return head, length + end, bytes(chunk[end + 1 : n])
+        length += n
+
+
+class _Text:
+    """An object's text: gunzipped if it is .gz, without a leading byte-order mark,
+    refused past MAX_OBJECT_BYTES; read errors are UnreadableObjectError."""
+
+    def __init__(self, key: str, stream: BinaryIO) -> None:
+        self.key = key
+        self.total = 0
+        self._pending = b""
+        self._stream = stream
+        if key.endswith(".gz"):
+            magic = self._read_raw(stream, 2)
+            if magic != b"\x1f\x8b":
+                what = "0 bytes" if not magic else "no gzip header"
+                raise UnreadableObjectError(key, f"not a valid gzip file ({what})")
+            self._stream = gzip.GzipFile(fileobj=_Prefixed(magic, stream), mode="rb")
+        first = self._read_raw(self._stream, len(_BOM))
+        self._pending = first[len(_BOM) :] if first.startswith(_BOM) else first
+
+    def _read_raw(self, stream: BinaryIO, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            try:
+                part = stream.read(n - len(out))
+            except ConnectionError:
+                raise
+            except (OSError, EOFError, zlib.error) as exc:
+                raise UnreadableObjectError(self.key, f"not a valid gzip file ({exc})") from exc
+            if not part:
+                break
+            out += part
+        return out
+
+    def read_into(self, view: memoryview) -> int:
+        """Fill `view` until it is full or the text ends; returns how much was read."""
+        total = 0
+        if self._pending:
+            total = min(len(view), len(self._pending))
+            view[:total] = self._pending[:total]
+            self._pending = self._pending[total:]
+        while total < len(view):
+            try:
+                n = self._stream.readinto(view[total:])
+            except ConnectionError:
+                raise
+            except (OSError, EOFError, zlib.error) as exc:
+                raise UnreadableObjectError(self.key, f"not a valid gzip file ({exc})") from exc
+            if not n:
+                break
+            total += n
+        self.total += total
+        if self.total > MAX_OBJECT_BYTES:
+            raise UnreadableObjectError(self.key, f"more than the {MAX_OBJECT_BYTES:,}-byte object size cap")
+        return total
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read from it put back in front."""
+
+    def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
+        self._prefix, self._stream = prefix, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _check_utf8(key: str, data: pa.Buffer) -> None:
@@ -230,9 +356,9 @@ def _check_utf8(key: str, data: pa.Buffer) -> None:
         raise
 
 
-def parse_objects(source: t.SourceTable, objects: list[tuple[str, bytes]]) -> ParsedPacket:
+def parse_objects(source: t.SourceTable, objects: list[tuple[str, bytes]], block_bytes: int = BLOCK_BYTES) -> ParsedPacket:
     """Whole objects in memory → one parsed packet (small packets and tests)."""
-    blocks = read_blocks((key, io.BytesIO(body)) for key, body in objects)
+    blocks = read_blocks(((key, io.BytesIO(body)) for key, body in objects), block_bytes)
     return concat(source, [parse_block(source, b) for b in blocks])
 
 
@@ -242,37 +368,227 @@ def concat(source: t.SourceTable, parts: list[ParsedPacket]) -> ParsedPacket:
         return ParsedPacket(_empty_rows(coerced_schema(source)), PacketText(()), ())
     rows = pa.concat_tables([p.rows for p in parts])
     blocks = tuple(b for p in parts for b in (p.text.blocks if isinstance(p.text, PacketText) else (p.text,)))
-    unknown = frozenset().union(*(p.unknown_columns for p in parts))
-    return ParsedPacket(rows, PacketText(blocks), tuple(f for p in parts for f in p.failures), unknown)
+    return ParsedPacket(
+        rows,
+        PacketText(blocks),
+        tuple(f for p in parts for f in p.failures),
+        unknown_columns=frozenset().union(*(p.unknown_columns for p in parts)),
+        lines=sum(p.lines for p in parts),
+        blank=sum(p.blank for p in parts),
+    )
 
 
 def _empty_rows(schema: pa.Schema) -> pa.Table:
     return schema.append(pa.field(LINE, pa.int64())).empty_table()
 
 
+# -- the screen: what the parser must never see ------------------------------------
+
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = 0x7B, 0x7D, 0x22, 0x5C
+_NOT_AN_OBJECT = {
+    ord("n"): "null", ord("["): "an array", ord('"'): "a string", ord("t"): "a boolean",
+    ord("f"): "a boolean", ord("N"): "NaN (not JSON)", ord("I"): "Infinity (not JSON)",
+    **{c: "a number" for c in b"-0123456789"},
+}
+
+
+@dataclass(frozen=True)
+class _Screened:
+    candidates: np.ndarray  # block line indices that go to the parser, in order
+    blank: int
+    rejected: list[tuple[int, str]]  # (block line index, reason)
+    whole: bool  # the parser may read block.data as it is (nothing rejected)
+
+
+def _screen(block: Block) -> _Screened:
+    """Sort a block's lines into blank, rejected (never parsed) and candidates.
+
+    Vectorized over the block; per-line Python runs only for lines that do not start
+    with `{` and end with `}` (whitespace around them, blank or hostile lines), and the
+    structural scan only for blocks with nesting or several `{` on a line.
+    """
+    if block.overlong is not None:
+        reason = f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({block.overlong:,} bytes)"
+        return _Screened(np.empty(0, np.int64), 0, [(0, reason)], False)
+    buf = np.frombuffer(block.data, dtype=np.uint8)
+    starts, ends = block._bounds
+    length = ends - starts
+    rejected: list[tuple[int, str]] = []
+    ok = np.ones(len(ends), dtype=bool)
+
+    over = np.flatnonzero(length > MAX_LINE_BYTES)
+    for i in over.tolist():
+        rejected.append((i, f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({int(length[i]):,} bytes)"))
+    ok[over] = False
+
+    if block.find(b"\r"):
+        # A carriage return is a line end only before a line feed.
+        cr = np.flatnonzero(buf == 0x0D)
+        bare = cr[buf[np.minimum(cr + 1, len(buf) - 1)] != 0x0A]
+        for i in np.unique(np.searchsorted(ends, bare)).tolist():
+            if ok[i]:
+                rejected.append((i, "a carriage return inside the line (lines end at a line feed)"))
+                ok[i] = False
+        content_end = ends - (buf[np.maximum(ends - 1, 0)] == 0x0D) * (length > 0)
+    else:
+        content_end = ends
+    content_length = content_end - starts
+    nonempty = content_length > 0
+    first = np.where(nonempty, buf[np.minimum(starts, len(buf) - 1)], 0)
+    last = np.where(nonempty, buf[np.maximum(content_end - 1, 0)], 0)
+    simple = nonempty & (first == _OPEN) & (last == _CLOSE)
+
+    blank = 0
+    for i in np.flatnonzero(ok & ~simple).tolist():
+        text = bytes(buf[starts[i] : content_end[i]]).strip(b" \t\r")
+        if not text:
+            blank += 1
+            ok[i] = False
+        elif not (text[:1] == b"{" and text[-1:] == b"}"):
+            rejected.append((i, f"not a JSON object: {_NOT_AN_OBJECT.get(text[0], 'not JSON')}"))
+            ok[i] = False
+    candidates = np.flatnonzero(ok)
+
+    # One `{` per candidate line and no `[` anywhere: no nesting and one value a line.
+    opens = block.opens if block.opens is not None else block.count(b"{")
+    if opens != len(candidates) or block.find(b"["):
+        for i, reason in _structure(buf, ends, candidates):
+            rejected.append((i, reason))
+            ok[i] = False
+        candidates = np.flatnonzero(ok)
+    # NaN and Infinity are not JSON, even where pyarrow lets them by (an ignored field).
+    # A memchr for the first letter first: sales orders hold no N or I at all.
+    if (block.find(b"N") and block.find(b"NaN")) or (block.find(b"I") and block.find(b"Infinity")):
+        for i in _not_strict(block, ends, candidates):
+            rejected.append((i, "not strict JSON: NaN or Infinity"))
+            ok[i] = False
+        candidates = np.flatnonzero(ok)
+    return _Screened(candidates, blank, sorted(rejected), not rejected)
+
+
+_CONSTANT = re.compile(rb"NaN|Infinity")
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _not_strict(block: Block, ends: np.ndarray, candidates: np.ndarray) -> list[int]:
+    """Candidate lines with NaN or Infinity outside a string (per line only for the
+    lines that hold those letters at all)."""
+    source = block.backing if block.backing is not None else block.data.to_pybytes()
+    found = [m.start() for m in _CONSTANT.finditer(memoryview(source)[: block.data.size])]
+    suspects = np.intersect1d(np.unique(np.searchsorted(ends, found)), candidates)
+    return [i for i in suspects.tolist() if _CONSTANT.search(_STRING.sub(b'""', bytes(block.line(block.first_line + i))))]
+
+
+
+
+def _structure(buf: np.ndarray, ends: np.ndarray, candidates: np.ndarray) -> list[tuple[int, str]]:
+    """The candidate lines nested too deep, holding several values, an unterminated
+    string or unbalanced brackets.
+
+    Vectorized over the positions of quotes, backslashes and brackets only; lines are
+    independent (JSON text cannot hold a raw line feed), so each line's depth starts at 0.
+    """
+    interesting = (buf == _QUOTE) | (buf == _BACKSLASH) | (buf == _OPEN) | (buf == _CLOSE)
+    interesting |= (buf == 0x5B) | (buf == 0x5D)
+    pos = np.flatnonzero(interesting)
+    ch = buf[pos]
+    line = np.searchsorted(ends, pos)
+    idx = np.arange(len(pos))
+    # A quote is escaped when an odd run of backslashes stands right before it.
+    backslash = ch == _BACKSLASH
+    adjacent = np.zeros(len(pos), dtype=bool)
+    adjacent[1:] = backslash[:-1] & (pos[:-1] == pos[1:] - 1)
+    run_start = np.maximum.accumulate(np.where(backslash & ~adjacent, idx, -1))
+    run = np.zeros(len(pos), dtype=np.int64)
+    run[1:] = np.where(adjacent[1:], idx[1:] - run_start[:-1], 0)
+    quote = (ch == _QUOTE) & (run % 2 == 0)
+    qpos, qline = pos[quote], line[quote]
+    odd_quotes = np.bincount(qline, minlength=len(ends)) % 2 == 1
+    # A bracket is structural when an even number of quotes precede it on its line.
+    bracket = (ch == _OPEN) | (ch == _CLOSE) | (ch == 0x5B) | (ch == 0x5D)
+    bpos, bline = pos[bracket], line[bracket]
+    before = np.searchsorted(qpos, bpos) - np.searchsorted(qline, bline)
+    structural = before % 2 == 0
+    spos, sline = bpos[structural], bline[structural]
+    delta = np.where((buf[spos] == _OPEN) | (buf[spos] == 0x5B), 1, -1)
+    reasons: dict[int, str] = {}
+    if len(spos):
+        total = np.cumsum(delta)
+        first = np.searchsorted(sline, sline)
+        depth = total - (total[first] - delta[first])  # the depth after each bracket
+        lines_with, group = np.unique(sline, return_index=True)
+        group_end = np.append(group[1:], len(sline)) - 1
+        deepest = np.maximum.reduceat(depth, group)
+        lowest = np.minimum.reduceat(depth, group)
+        values = np.bincount(sline[(delta < 0) & (depth == 0)], minlength=len(ends))[lines_with]
+        unbalanced = (lowest < 0) | (depth[group_end] != 0)
+        for i in lines_with[unbalanced].tolist():
+            reasons[i] = "not valid JSON: unbalanced brackets"
+        for i in lines_with[values > 1].tolist():
+            reasons[i] = "several JSON values on one line"
+        for i in lines_with[deepest > MAX_DEPTH].tolist():
+            reasons[i] = f"nested deeper than {MAX_DEPTH} levels"
+    for i in np.flatnonzero(odd_quotes).tolist():
+        reasons[i] = "not valid JSON: an unterminated string"
+    wanted = set(candidates.tolist())
+    return sorted((i, r) for i, r in reasons.items() if i in wanted)
+
+
+# -- parsing -----------------------------------------------------------------------
+
+
 def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None = None) -> ParsedPacket:
     """One block → coerced rows, and the failures of the lines that are not rows.
     `written_at`: the S3 LastModified of the block's object (see coerce)."""
     schema = read_schema(source)
-    table = _parse(block.data, schema)
-    if table.num_rows == block.line_count:
-        # The fast path: every line is a row.
-        lines = pa.array(np.arange(block.first_line, block.first_line + block.line_count, dtype=np.int64))
-        pieces, broken = [_with_lines(table, schema, lines)], []
+    screened = _screen(block)
+    starts, ends = block._bounds
+    candidates = screened.candidates
+    if screened.whole:
+        # The parser reads the block as it is (blank lines give no row).
+        data, c_starts, c_ends = block.data, starts[candidates], ends[candidates]
     else:
-        starts, ends = block._bounds
-        candidates = np.flatnonzero(ends - starts > 0)  # empty lines are no rows
-        pieces, broken = _bisect(block, schema, candidates, 0, len(candidates))
+        # Only the candidate lines, copied together: the parser never sees the rest.
+        keep = np.zeros(block.line_count, dtype=bool)
+        keep[candidates] = True
+        compact = np.frombuffer(block.data, dtype=np.uint8)[np.repeat(keep, ends - starts + 1)]
+        data = pa.py_buffer(compact)
+        c_length = (ends - starts)[candidates]
+        c_ends = np.cumsum(c_length + 1) - 1
+        c_starts = c_ends - c_length
+    lines = candidates + block.first_line
+    pieces: list[pa.Table] = []
+    broken: list[tuple[int, str]] = []
+    if len(candidates):
+        table = _parse(data, schema)
+        if table.num_rows == len(candidates):
+            # The fast path: every candidate line is a row.
+            pieces = [_with_lines(table, schema, pa.array(lines))]
+        else:
+            pieces, broken = _bisect(data, c_starts, c_ends, lines, schema, 0, len(candidates))
+    broken = sorted(broken + [(i + block.first_line, reason) for i, reason in screened.rejected])
     unknown = drift.unknown_columns(pieces, schema)
     if unknown:
         pieces = [p.select([*schema.names, LINE]) for p in pieces]
     raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
+    if raw.num_rows + len(broken) + screened.blank != block.line_count:
+        raise LineAccountingError(
+            f"{block.key}: {block.line_count} lines from line {block.object_line + 1} but "
+            f"{raw.num_rows} rows + {len(broken)} broken + {screened.blank} blank"
+        )
     failures = [_broken_failure(block, broken)] if broken else []
     missing = []
     if any(raw[name].null_count for name in schema.names):
         raw, missing = drift.missing_columns(source, raw, drift.line_texts(block.data, *block._bounds), block.first_line)
     rows, coercion_failures = coerce(source, raw, written_at)
-    return ParsedPacket(rows, block, tuple(failures + missing + coercion_failures), frozenset(unknown))
+    return ParsedPacket(
+        rows,
+        block,
+        tuple(failures + missing + coercion_failures),
+        unknown_columns=frozenset(unknown),
+        lines=block.line_count,
+        blank=screened.blank,
+    )
 
 
 class _Failed:
@@ -329,26 +645,28 @@ def _with_lines(table: pa.Table, schema: pa.Schema, lines: pa.Array) -> pa.Table
 
 
 def _bisect(
-    block: Block, schema: pa.Schema, candidates: np.ndarray, lo: int, hi: int
+    data: pa.Buffer,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    lines: np.ndarray,
+    schema: pa.Schema,
+    lo: int,
+    hi: int,
 ) -> tuple[list[pa.Table], list[tuple[int, str]]]:
-    """Parse candidate lines [lo, hi); split in two on failure, down to single lines.
+    """Parse candidate lines [lo, hi) of `data` (bounds `starts`/`ends`, packet line
+    numbers `lines`); split in two on failure, down to single lines.
     Returns the parsed tables and (line number, reason) of each broken line."""
     if lo >= hi:
         return [], []
-    starts, ends = block._bounds
-    first, last = candidates[lo], candidates[hi - 1]
-    table = _parse(block.data.slice(starts[first], ends[last] + 1 - starts[first]), schema)
+    table = _parse(data.slice(int(starts[lo]), int(ends[hi - 1] + 1 - starts[lo])), schema)
     if table.num_rows == hi - lo:
-        lines = pa.array(candidates[lo:hi] + block.first_line)
-        return [_with_lines(table, schema, lines)], []
+        return [_with_lines(table, schema, pa.array(lines[lo:hi]))], []
     if hi - lo == 1:
-        if table.num_rows == 0:
-            return [], []  # a whitespace-only line
-        reason = table.reason if isinstance(table, _Failed) else "more than one JSON value on the line"
-        return [], [(int(first) + block.first_line, reason)]
+        reason = table.reason if isinstance(table, _Failed) else "several JSON values on one line"
+        return [], [(int(lines[lo]), reason)]
     mid = (lo + hi) // 2
-    left_tables, left_broken = _bisect(block, schema, candidates, lo, mid)
-    right_tables, right_broken = _bisect(block, schema, candidates, mid, hi)
+    left_tables, left_broken = _bisect(data, starts, ends, lines, schema, lo, mid)
+    right_tables, right_broken = _bisect(data, starts, ends, lines, schema, mid, hi)
     return left_tables + right_tables, left_broken + right_broken
 
 

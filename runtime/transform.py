@@ -45,6 +45,7 @@ from runtime.validation import (
     UPDATED,
     Failure,
     TableReport,
+    check_lines,
     examples,
     quarantine_jsonl,
     referential,
@@ -108,6 +109,8 @@ class _TableSink:
         self._writer: pq.ParquetWriter | None = None
         self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = 0
         self.failures: list[Failure] = []
+        self.lines: int | None = None  # source lines accounted here (DESIGN §7b)
+        self.blank = 0
         self._quarantine: list[bytes] = []
         self.updated: datetime | None = None
 
@@ -117,11 +120,14 @@ class _TableSink:
         text,
         before: Iterable[Failure] = (),
         skipped: int = 0,
+        source: ParsedPacket | None = None,
     ) -> pa.Table:
         """Validate a candidate batch, write its valid rows; returns them.
 
         `before` are failures of source lines that never became candidates (broken,
         unrepresentable, a conflicting version): they count and are quarantined here.
+        `source`, when the candidates are that block's own rows, is accounted line by
+        line: each of its lines written, rejected, skipped or blank, exactly once.
         """
         before = list(before)
         checked = without_lines(candidate.rows, candidate.failures)
@@ -132,6 +138,11 @@ class _TableSink:
         self.rows_written += valid.num_rows
         self.rows_rejected += rejected
         self.rows_skipped += skipped
+        if source is not None:
+            check_lines(f"{self.table} from {_text_key(source)}", source.lines, valid.num_rows,
+                        rejected, skipped, source.blank)
+            self.lines = (self.lines or 0) + source.lines
+            self.blank += source.blank
         if failures:
             self.failures.extend(failures)
             self._quarantine.append(quarantine_jsonl(text.lines, failures))
@@ -156,8 +167,15 @@ class _TableSink:
             rows_rejected=self.rows_rejected,
             rows_skipped=self.rows_skipped,
             failures=_merged(self.failures),
+            lines=self.lines,
+            blank=self.blank,
         )
         return output, report, b"".join(self._quarantine)
+
+
+def _text_key(packet: ParsedPacket) -> str:
+    blocks = packet.text.blocks if hasattr(packet.text, "blocks") else (packet.text,)
+    return ", ".join(sorted({b.key for b in blocks})) or "no objects"
 
 
 def _distinct_lines(failures: list[Failure]) -> int:
@@ -206,7 +224,10 @@ def _dimension_packet(
         if table == source.primary_output:
             # Lines that never became rows count here, and so do rows older than the
             # state (skipped: nothing to emit).
-            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows)
+            # Lines are accounted where the rows are this source's own (a department's
+            # rows are not dim_staff's, those are its staff: the reading accounts them).
+            accounted = packet if OUTPUTS[table].source == source.name else None
+            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows, accounted)
         else:
             sink.add(candidate, packet.text)
         sinks.append(sink)
@@ -268,6 +289,7 @@ def _fact_packets(
             if ref.dimension not in known:
                 known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
         sink = _TableSink(fact.name)
+        sink.lines = 0  # it accounts the packet's lines, an empty packet's too
         screen = _VersionScreen(SOURCES[source_name].key)
         for block in blocks:
             rows, duplicates, conflicts = screen(block.rows)
@@ -277,7 +299,7 @@ def _fact_packets(
                 for r in fact.references
             )
             candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f))
-            valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
+            valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
             dates.append(dim_date.referenced_dates(valid, fact.dates))
         sinks.append(sink)
     calendar = _TableSink(CALENDAR_TABLE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,40 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runtime.errors import LineAccountingError
+
 LINE = "__line"  # the source line behind a row (see reading.py)
 UPDATED = "__updated"  # the latest last_updated of the source rows behind a row
 WAITS_FOR = "_waits_for"  # in a quarantined row: {dimension: the key it waits for}
 _EXAMPLES = 3
 _EXAMPLE_CHARS = 80
+
+# Deeper nesting than this is a rejected line, never parsed (totesys rows are flat);
+# the quarantine decodes a line only when it cannot nest deeper, so no recursive
+# decoder ever meets attacker-shaped depth.
+MAX_DEPTH = 64
+# A quarantined line's raw text is kept up to this many bytes; beyond, it is cut and
+# its full length is noted (`_length`).
+QUARANTINE_RAW_BYTES = 64 * 1024
+# The keys a quarantine line adds to a source row; a row that has one already is kept
+# raw, so nothing is overwritten.
+OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH = "_object", "_line", "_raw", "_reasons", "_length"
+
+
+class SourceLine(bytes):
+    """A source line's exact text (no line end), and where it is from: its object key,
+    its 1-based line number there, its full length in bytes (more than the text when
+    the line was over the limit and only its head was kept)."""
+
+    key: str
+    number: int
+    length: int
+
+    def __new__(cls, text: bytes, key: str = "", number: int = 0, length: int | None = None) -> SourceLine:
+        line = super().__new__(cls, text)
+        line.key, line.number = key, number
+        line.length = len(text) if length is None else length
+        return line
 
 
 @dataclass(frozen=True)
@@ -172,6 +202,8 @@ class TableReport:
 
     rows_in = rows_written + rows_rejected + rows_skipped, where skipped rows are
     exact duplicates or rows older than the state (nothing to emit), never errors.
+    On the report that accounts a source packet's lines (`lines` set), every line has
+    one fate: lines = rows_written + rows_rejected + rows_skipped + blank, checked here.
     """
 
     table: str
@@ -181,25 +213,48 @@ class TableReport:
     rows_rejected: int
     rows_skipped: int = 0
     failures: tuple[Failure, ...] = field(default_factory=tuple)
+    lines: int | None = None  # the source lines this report accounts for
+    blank: int = 0  # of them, empty or whitespace only
+
+    def __post_init__(self) -> None:
+        if self.lines is not None:
+            check_lines(f"{self.table} from {self.source_packet}", self.lines, self.rows_written,
+                        self.rows_rejected, self.rows_skipped, self.blank)
 
     def to_log(self) -> dict:
-        return {
+        log = {
             "table": self.table,
             "source_packet": self.source_packet,
             "rows_in": self.rows_in,
             "rows_written": self.rows_written,
             "rows_rejected": self.rows_rejected,
             "rows_skipped": self.rows_skipped,
-            "failed_checks": [f.to_report() for f in self.failures],
         }
+        if self.lines is not None:
+            log.update(lines=self.lines, lines_blank=self.blank)
+        log["failed_checks"] = [f.to_report() for f in self.failures]
+        return log
+
+
+def check_lines(what: str, lines: int, written: int, rejected: int, skipped: int, blank: int) -> None:
+    """Every line has exactly one fate (DESIGN §7b); anything else is a bug here."""
+    if lines != written + rejected + skipped + blank:
+        raise LineAccountingError(
+            f"{what}: {lines} lines but {written} written + {rejected} rejected + "
+            f"{skipped} skipped + {blank} blank"
+        )
 
 
 def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> bytes:
-    """One JSON line per rejected source line: its source row plus `_reasons` (and
-    `_waits_for`, the dimensions a dangling reference waits for).
+    """One strict JSON line (RFC 8259: no NaN, no Infinity) per rejected source line.
 
-    `source_lines(positions)` returns the exact source text of those lines. A line that
-    is not a JSON object is kept as `{"_raw": text}`. Runs over rejected rows only.
+    A line that decodes, strictly and without loss, to a JSON object is kept as its
+    fields plus `_object`, `_line` (1-based within its object) and `_reasons` (and
+    `_waits_for`, the dimensions a dangling reference waits for). Any other line (not
+    a JSON object, NaN, duplicate keys, a number a float cannot hold, too deep, too
+    long) is kept as `{"_object", "_line", "_raw": its exact text, "_reasons"}`, the
+    text cut at QUARANTINE_RAW_BYTES with its full length in `_length`.
+    `source_lines(positions)` returns the lines (SourceLine). Runs over rejected rows only.
     """
     reasons: dict[int, list[str]] = {}
     waits: dict[int, dict[str, object]] = {}
@@ -215,15 +270,75 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
     positions = sorted(reasons)
     out = []
     for line, text in zip(positions, source_lines(positions)):
-        decoded = text.decode("utf-8", "replace")
-        try:
-            row = json.loads(decoded)
-        except ValueError:
-            row = None
-        if not isinstance(row, dict):
-            row = {"_raw": decoded}
-        row["_reasons"] = reasons[line]
+        where = {}
+        if isinstance(text, SourceLine) and text.number:
+            where = {OBJECT: text.key, LINE_NUMBER: text.number}
+        extra = {REASONS: reasons[line]}
         if waits.get(line):
-            row[WAITS_FOR] = waits[line]
-        out.append(json.dumps(row, ensure_ascii=False, sort_keys=False))
-    return ("\n".join(out) + "\n").encode("utf-8") if out else b""
+            extra[WAITS_FOR] = waits[line]
+        row = _strict_object(text)
+        encoded = None
+        if row is not None:
+            try:
+                encoded = json.dumps({**row, **where, **extra}, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            except (ValueError, UnicodeEncodeError):  # a lone surrogate, say
+                encoded = None
+        if encoded is None:
+            encoded = json.dumps({**where, **_raw(text), **extra}, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        out.append(encoded)
+    return b"\n".join(out) + b"\n" if out else b""
+
+
+def _raw(text: bytes) -> dict:
+    length = getattr(text, "length", len(text))
+    if length <= QUARANTINE_RAW_BYTES and len(text) == length:
+        return {RAW: text.decode("utf-8", "replace")}
+    # Cut on a character boundary: a partial character at the cut is dropped.
+    return {RAW: bytes(text[:QUARANTINE_RAW_BYTES]).decode("utf-8", "ignore"), LENGTH: length}
+
+
+_RESERVED = frozenset({OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH, WAITS_FOR})
+
+
+class _NotKeptExactly(ValueError):
+    pass
+
+
+def _strict_object(text: bytes) -> dict | None:
+    """The line as a dict, when it is a strict JSON object that survives a round trip
+    unchanged; else None. Never recursive on deep input: a line with more brackets than
+    MAX_DEPTH, or longer than QUARANTINE_RAW_BYTES, is not decoded at all."""
+    if len(text) > QUARANTINE_RAW_BYTES or getattr(text, "length", len(text)) != len(text):
+        return None
+    if text.count(b"{") + text.count(b"[") > MAX_DEPTH:
+        return None
+    try:
+        row = json.loads(
+            text.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_not_json,
+            parse_float=_exact_float,
+        )
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(row, dict) or _RESERVED & row.keys():
+        return None
+    return row
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        raise _NotKeptExactly("duplicate keys")
+    return row
+
+
+def _not_json(constant: str) -> float:
+    raise _NotKeptExactly(f"{constant} is not JSON")
+
+
+def _exact_float(text: str) -> float:
+    value = float(text)
+    if Decimal(repr(value)) != Decimal(text):  # 1e999, or more digits than a float holds
+        raise _NotKeptExactly(f"{text} does not survive as a float")
+    return value

@@ -139,10 +139,17 @@ def test_an_unreadable_object_is_a_typed_error_naming_it(key, body, says):
     assert key in str(error.value) and says in str(error.value)
 
 
-def test_a_line_over_the_limit_makes_the_object_unreadable():
-    huge = b'{"sales_order_id": 1, "x": "' + b"a" * MAX_LINE_BYTES + b'"}\n'
-    with pytest.raises(UnreadableObjectError, match="big.jsonl.*longer than"):
-        parse_objects(SALES, [("ok.jsonl", encode_lines([sales_order(1)])), ("big.jsonl", huge)])
+@pytest.mark.parametrize("block_bytes", [1 << 30, 4096])
+def test_a_line_over_the_limit_is_a_rejected_row_and_the_rest_is_read(block_bytes):
+    huge = b'{"sales_order_id": 1, "x": "' + b"a" * MAX_LINE_BYTES + b'"}'
+    body = encode_lines([sales_order(1), huge, sales_order(2)])
+    packet = parse_objects(SALES, [("ok.jsonl", encode_lines([sales_order(3)])), ("big.jsonl", body)], block_bytes)
+    assert packet.rows["sales_order_id"].to_pylist() == [3, 1, 2]
+    [failure] = packet.failures
+    assert failure.lines.tolist() == [2]
+    assert "longer than the 1,048,576-byte line limit" in failure.row_reasons[0]
+    line = packet.text.line(2)
+    assert (line.key, line.number, line.length) == ("big.jsonl", 2, len(huge))
 
 
 def test_an_empty_object_gives_no_rows():

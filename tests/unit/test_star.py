@@ -275,6 +275,7 @@ def test_a_bad_fact_is_quarantined_as_its_source_row_with_the_reason(override, r
         assert waits == {reason.split(": refers to a known ")[1]: 99}
     else:
         assert waits is None
+    assert (quarantined.pop("_object"), quarantined.pop("_line")) == ("k.jsonl", 2)
     assert quarantined == bad
 
 
@@ -357,6 +358,7 @@ def test_a_transaction_naming_both_orders_neither_or_the_wrong_one_is_quarantine
     [line] = result.quarantine["dim_transaction"].decode().splitlines()
     quarantined = json.loads(line)
     assert quarantined.pop("_reasons") == reasons
+    assert (quarantined.pop("_object"), quarantined.pop("_line")) == ("k.jsonl", 2)
     assert quarantined == row
 
 
@@ -409,6 +411,7 @@ def test_a_bad_purchase_order_is_quarantined_with_the_reason(override, reason):
     assert quarantined.pop("_reasons") == [reason]
     waits = quarantined.pop("_waits_for", None)
     assert waits == ({reason.split(": refers to a known ")[1]: 99} if "refers to" in reason else None)
+    assert (quarantined.pop("_object"), quarantined.pop("_line")) == ("k.jsonl", 2)
     assert quarantined == bad
 
 
@@ -457,6 +460,7 @@ def test_a_payment_waits_for_an_unknown_payment_type_transaction_counterparty_or
     column = {"payment_type": "payment_type_id", "transaction": "transaction_id"}.get(dimension, f"{dimension}_id")
     assert quarantined.pop("_reasons") == [f"{column}: refers to a known {dimension}"]
     assert quarantined.pop("_waits_for") == waits_for
+    assert (quarantined.pop("_object"), quarantined.pop("_line")) == ("k.jsonl", 2)
     assert quarantined == bad
 
 
