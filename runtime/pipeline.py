@@ -153,6 +153,7 @@ class Pipeline:
         self._prefix = ssm_prefix
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
+        self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
 
     # -- the invocation -------------------------------------------------------------
 
@@ -299,11 +300,12 @@ class Pipeline:
                 extra={"packet": name, "keys": [k for k in listed if k not in object_keys][:10]},
             )
         if not object_keys:
-            if packet_id >= newest:
-                raise MissingPacketError(table, packet_id, prefix)
-            logger.warning(
-                "packet has no objects and a later packet exists: passed over",
-                extra={"packet": name, "prefix": prefix},
+            evidence = self._later_packet_with_objects(table, packet_id, newest)
+            if evidence is None:
+                raise MissingPacketError(table, packet_id, prefix, newest)
+            logger.error(
+                "packet has no objects while a later one has: passed over",
+                extra={"packet": name, "prefix": prefix, "evidence": f"{table}:{evidence}"},
             )
             self._metrics.add(PACKET_GAP, table)
             record = CommitRecord(table, packet_id, state=self._state_key(table), missing=True)
@@ -330,6 +332,27 @@ class Pipeline:
             keys.commit_key(table, packet_id),
         )
         return record, self._count(name, record, result)
+
+    def _objects(self, table: str, packet_id: int) -> list[str]:
+        return [k for k in self._source.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]
+
+    def _later_packet_with_objects(self, table: str, packet_id: int, newest: int) -> int | None:
+        """The first packet after `packet_id`, up to the newest one named, that has
+        objects in the bucket: the only evidence that lets a packet be passed over.
+
+        An event naming a packet is no evidence (a typo, a replayed test event, an
+        early invoke): without objects of a later packet, the missing one may still
+        arrive, so nothing is passed over. Found once per run for a run of missing
+        packets (listed in ascending order, stopping at the first with objects).
+        """
+        known = self._evidence.get(table)
+        if known is not None and known > packet_id:
+            return known
+        for later in range(packet_id + 1, newest + 1):
+            if self._objects(table, later):
+                self._evidence[table] = later
+                return later
+        return None
 
     def _count(self, name: str, record: CommitRecord, result: Transformed) -> PacketOutcome:
         for report in result.reports:

@@ -1,5 +1,6 @@
 """The pipeline over in-memory ports: semantics across packets, ordering, recovery."""
 
+import io
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from tests.harness import (
     address,
     counterparty,
     department,
+    design,
     sales_order,
     staff,
 )
@@ -148,6 +150,60 @@ def test_a_missing_packet_before_a_later_one_is_passed_over(h):
     assert [o.status for o in summary.outcomes] == ["passed_over", "committed"]
     assert h.consumed("sales_order") == 2
     assert h.output_numbers("fact_sales_order") == [1]
+    h.check_invariants()
+
+
+def _consumed_through(h, table, last, rows):
+    """Packets 1..last of `table` uploaded and processed."""
+    for k in range(1, last + 1):
+        h.upload(table, k, [rows(k)])
+    h.invoke(f"{table}:{last}")
+    assert h.consumed(table) == last
+
+
+@pytest.mark.parametrize(
+    "table, consumed, named, rows",
+    [
+        ("sales_order", 7, 99, lambda k: sales_order(k)),
+        ("design", 1, 40, lambda k: design(k)),
+        ("sales_order", 1, 3, lambda k: sales_order(k)),
+    ],
+)
+def test_an_event_naming_a_packet_is_no_evidence_for_passing_over_the_ones_before_it(
+    h, table, consumed, named, rows
+):
+    """The issue's cases: {sales_order: 99} with consumed 7 and 8-99 absent, {design: 40},
+    {sales_order: 3} with neither 2 nor 3 there. Nothing passed over, nothing committed."""
+    h.invoke(*h.upload_dimensions())
+    _consumed_through(h, table, consumed, rows)
+    commits = h.processed.list_keys(keys.COMMITS)
+    h.metric_stream = io.StringIO()
+    with pytest.raises(MissingPacketError, match=f"{table}:{consumed + 1} has no objects.*nothing is passed over"):
+        h.invoke(f"{table}:{named}")
+    assert h.processed.list_keys(keys.COMMITS) == commits
+    assert h.consumed(table) == consumed
+    assert not any("PacketsProcessed" in m for m in h.metrics())
+    # The ingestion writes the packets after all: every one is processed, none lost.
+    for k in range(consumed + 1, named + 1):
+        h.upload(table, k, [rows(k)])
+    h.invoke()
+    assert h.consumed(table) == named
+    assert all(json.loads(h.processed.read(keys.commit_key(table, k)))["missing"] is False
+               for k in range(consumed + 1, named + 1))
+    h.check_invariants()
+
+
+def test_a_missing_packet_with_a_later_one_in_the_bucket_is_passed_over_with_an_error_and_a_metric(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    _consumed_through(h, "sales_order", 7, lambda k: sales_order(k))
+    h.upload("sales_order", 9, [sales_order(9)])
+    summary = h.invoke("sales_order:9")
+    assert [(o.packet, o.status) for o in summary.outcomes] == [("sales_order:8", "passed_over"), ("sales_order:9", "committed")]
+    [passed] = [r for r in caplog.records if "passed over" in r.getMessage()]
+    assert passed.levelname == "ERROR" and passed.packet == "sales_order:8" and passed.evidence == "sales_order:9"
+    assert any(m.get("PacketGap") and m["table"] == "sales_order" for m in h.metrics())
+    assert h.consumed("sales_order") == 9
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 8)))["missing"] is True
     h.check_invariants()
 
 
