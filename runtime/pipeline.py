@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ from runtime import keys
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
 from runtime.events import Event, PacketRef, parse_event
 from runtime.observability import (
+    LATE_PACKET,
     PACKET_GAP,
     PACKETS_PROCESSED,
     ROWS_REJECTED,
@@ -51,11 +53,23 @@ WAITED_FOR = {
     "dim_location": "address",
 }
 
+# A pending record may ask for a late packet to be processed: {"packets": [], "late":
+# {"table": T, "id": k}} (runtime.operations late).
+LATE = "late"
 # A pending record may ask for a replay of the quarantined facts: {"packets": [],
 # "replay": id}. An operator's replay is numbered (claimed under _replays/); a dimension
 # packet that may complete waiting facts asks for one named after_{table}_packet_{k}.
 REPLAY = "replay"
 REPLAYED_TABLE = "fact_sales_order"
+
+
+class Pending(NamedTuple):
+    """One pending record: what an invocation (or an operator) asked for."""
+
+    key: str
+    refs: tuple[PacketRef, ...]
+    replay: str | None = None
+    late: PacketRef | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,10 @@ class CommitRecord:
     skipped: dict | None = None  # passed over by an operator: reason, by (runtime.operations)
     replayed: tuple[str, ...] | None = None  # a replay's record: the quarantine files it took
     replay_requested: bool = False  # a dimension packet that facts were waiting for
+    # A packet processed late (passed over, then its objects came): {"after": consumed
+    # of its table when it ran, "seq": how many late packets of the table ran after
+    # that same consumed packet before it}. Its state follows the table's then.
+    late: dict | None = None
 
     def to_json(self) -> bytes:
         # No wall-clock time in here: a retry must produce the very same bytes.
@@ -99,6 +117,7 @@ class CommitRecord:
                 skipped=raw.get("skipped"),
                 replayed=tuple(raw["replayed"]) if raw.get("replayed") is not None else None,
                 replay_requested=raw.get("replay_requested", False),
+                late=raw.get("late"),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
@@ -107,7 +126,7 @@ class CommitRecord:
 @dataclass
 class PacketOutcome:
     packet: str
-    status: str  # committed | recovered | passed_over | skipped
+    status: str  # committed | recovered | passed_over | skipped | late | ignored
     outputs: tuple[WrittenObject, ...] = ()
     quarantine: tuple[WrittenObject, ...] = ()
     reports: tuple = ()
@@ -117,6 +136,7 @@ class PacketOutcome:
 class RunSummary:
     outcomes: list[PacketOutcome] = field(default_factory=list)
     already_processed: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)  # passed over, and now their objects exist
     ignored: list[str] = field(default_factory=list)
     failed_packet: str | None = None
 
@@ -154,6 +174,7 @@ class Pipeline:
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
+        self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
 
     # -- the invocation -------------------------------------------------------------
 
@@ -165,25 +186,29 @@ class Pipeline:
         for ref in event.ignored:
             logger.info("no consumer for this table yet; packet left alone", extra={"packet": str(ref)})
         earlier = self._pending_events()
-        recorded = self._record_pending(event.packets, earlier, summary)
+        gaps = self._check_gaps(event.packets, {p.late for p in earlier if p.late}, summary)
+        recorded = self._record_pending(event.packets, earlier, summary, gaps)
         if not earlier and not recorded:
             logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
             return summary
         if earlier:
             logger.info(
                 "finishing packets left pending by earlier invocations first",
-                extra={"pending": [str(r) for _, refs, _ in earlier for r in refs]},
+                extra={"pending": [str(r) for p in earlier for r in p.refs]},
             )
         # Listed again after each record: processing may queue a replay of waiting facts.
         while queue := self._pending_events():
             newest: dict[str, int] = {}
-            for _, refs, _ in queue:
-                for ref in refs:
+            for pending in queue:
+                for ref in pending.refs:
                     newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
-            key, refs, replay = queue[0]
+            key, refs, replay, late = queue[0]
             self._current = key
             for ref in refs:
                 self._process_through(ref.table, ref.id, newest[ref.table], summary)
+            if late is not None:
+                summary.failed_packet = str(late)
+                summary.outcomes.append(self._process_late(late.table, late.id))
             if replay is not None:
                 summary.failed_packet = f"replay:{replay}"
                 summary.outcomes.append(self._replay(replay))
@@ -191,9 +216,10 @@ class Pipeline:
         summary.failed_packet = None
         return summary
 
-    def _pending_events(self) -> list[tuple[str, tuple[PacketRef, ...], str | None]]:
+    def _pending_events(self) -> list[Pending]:
         """What earlier invocations recorded and did not finish, in arrival order:
-        (its key, packets, the replay of quarantined facts asked for, if any)."""
+        (its key, packets, the replay of quarantined facts asked for, the late packet
+        asked for)."""
         pending = []
         for key in self._store.list_keys(keys.PENDING):  # key order is arrival order
             parsed = keys.parse_pending_key(key)
@@ -206,17 +232,21 @@ class Pipeline:
                 replay = body.pop(REPLAY, None)
                 if replay is not None:
                     replay = keys.replay_id(replay)
+                late = body.pop(LATE, None)
+                if late is not None:
+                    [late] = parse_event({"packets": [late]}).packets
                 refs = parse_event(body).packets
             except (ValueError, AttributeError, InvalidEventError) as exc:
                 raise CorruptRecordError(f"pending record {key} is unreadable: {exc}") from exc
-            pending.append((key, refs, replay))
+            pending.append(Pending(key, refs, replay, late))
         return pending
 
     def _record_pending(
         self,
         refs: tuple[PacketRef, ...],
-        earlier: list[tuple[str, tuple[PacketRef, ...], str | None]],
+        earlier: list[Pending],
         summary: RunSummary,
+        gaps: dict[tuple[str, int], bool],
     ) -> bool:
         """Record the event's new packets as pending, in one object, before any work;
         False when none is new (all processed already, or pending already).
@@ -224,11 +254,19 @@ class Pipeline:
         One object per event, so a crash never leaves half an event recorded: the
         order packets will be processed in is fixed the moment it is written.
         """
-        already_pending = {r for _, pending, _ in earlier for r in pending}
+        already_pending = {r for p in earlier for r in p.refs}
         todo = []
         for ref in refs:
             consumed = self._consumed(ref.table)
-            if ref.id <= consumed:
+            if ref.id <= consumed and gaps.get((ref.table, ref.id)):
+                pass  # a late packet: reported at ERROR by _check_gaps, never "already processed"
+            elif ref.id <= consumed and (ref.table, ref.id) in gaps:
+                summary.already_processed.append(str(ref))
+                logger.warning(
+                    "packet named again: it was passed over as missing and still has no objects",
+                    extra={"packet": str(ref), "consumed": consumed},
+                )
+            elif ref.id <= consumed:
                 summary.already_processed.append(str(ref))
                 logger.info(
                     "packet already processed; skipped",
@@ -243,10 +281,100 @@ class Pipeline:
                 todo.append(ref)
         if not todo:
             return False
-        seq = max((keys.parse_pending_key(k)[0] for k, _, _ in earlier), default=0) + 1
+        seq = max((keys.parse_pending_key(p.key)[0] for p in earlier), default=0) + 1
         body = json.dumps({"packets": [{"table": r.table, "id": r.id} for r in todo]}).encode()
         self._store.put_if_absent(keys.pending_key(seq), body, {})
         return True
+
+    # -- late packets ---------------------------------------------------------------
+
+    def _check_gaps(
+        self, named: tuple[PacketRef, ...], requested: set[PacketRef], summary: RunSummary
+    ) -> dict[tuple[str, int], bool]:
+        """Every passed-over packet not yet processed late, and whether its objects
+        have arrived since: (table, id) -> has objects.
+
+        Checked at the start of every invocation, named or not: one listing of
+        `_gaps/` (a marker per open gap, so normally empty) and one per open gap. A
+        late packet is an ERROR and a `LatePacket` metric at every invocation until
+        an operator processes it (`runtime.operations late`), never "already
+        processed".
+        """
+        gaps = {}
+        for key in self._store.list_keys(keys.GAPS):
+            gap = keys.parse_gap_key(key)
+            if gap is None:
+                logger.warning("ignoring an unexpected object under _gaps/", extra={"key": key})
+                continue
+            table, packet_id = gap
+            found = self._objects(table, packet_id)
+            gaps[gap] = bool(found)
+            ref = PacketRef(table, packet_id)
+            if found and ref not in requested:
+                summary.late.append(str(ref))
+                logger.error(
+                    "objects of a packet that was passed over have arrived: a late packet, not processed",
+                    extra={
+                        "packet": str(ref),
+                        "objects": found[:10],
+                        "named_again": ref in named,
+                        "to_process_it": f"python -m runtime.operations late --table {table} --packet {packet_id}",
+                    },
+                )
+                self._metrics.add(LATE_PACKET, table)
+        return gaps
+
+    def _process_late(self, table: str, packet_id: int) -> PacketOutcome:
+        """Process a passed-over packet whose objects arrived, once, at an operator's
+        request: the same commit steps as a packet, its own commit record under
+        `_commits/late/`. Its outputs take the next numbers; its dimension rows
+        follow the state rules against today's state; consumed does not move."""
+        name = f"{table}:{packet_id}"
+        commit_key = keys.late_commit_key(table, packet_id)
+        existing = self._store.read(commit_key)
+        if existing is not None:
+            record = CommitRecord.from_json(commit_key, existing)
+            logger.info("late commit record found: finishing the commit", extra={"packet": name})
+            self._apply(record)
+            return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+        passed = self._store.read(keys.commit_key(table, packet_id))
+        if passed is None or not CommitRecord.from_json(keys.commit_key(table, packet_id), passed).missing:
+            logger.error("late processing asked for a packet that was not passed over: ignored",
+                         extra={"packet": name})
+            return PacketOutcome(name, "ignored")
+        object_keys = self._objects(table, packet_id)
+        if not object_keys:
+            raise MissingPacketError(table, packet_id, keys.packet_prefix(table, packet_id))
+        consumed = self._consumed(table)
+        seq = sum(1 for r in self._late_records(table) if r.late["after"] == consumed)
+        result = self._transform(table, name, object_keys)
+        state = None
+        if result.state is not None:
+            state = keys.late_state_key(table, packet_id)
+            self._put(state, to_parquet(result.state), name, result.state.num_rows)
+        replay = result.state is not None and self._facts_waiting_for(result)
+        record = self._write(
+            name,
+            CommitRecord(table, packet_id, state=state, replay_requested=replay,
+                         late={"after": consumed, "seq": seq}),
+            result,
+            lambda output_table: keys.late_quarantine_key(output_table, table, packet_id),
+            commit_key,
+        )
+        self._late_records(table).append(record)
+        self._apply(record)
+        logger.warning("late packet processed", extra={
+            "packet": name, "rows_written": {o.table: o.rows for o in record.outputs}})
+        return replace(self._count(name, record, result), status="late")
+
+    def _late_records(self, table: str) -> list[CommitRecord]:
+        """The late commit records of `table` (listed once per invocation: rare)."""
+        if self._late is None:
+            self._late = {}
+            for key in self._store.list_keys(keys.LATE_COMMITS):
+                record = CommitRecord.from_json(key, self._store.read(key) or b"")
+                self._late.setdefault(record.table, []).append(record)
+        return self._late.setdefault(table, [])
 
     # -- one table, up to a packet ------------------------------------------------
 
@@ -312,12 +440,7 @@ class Pipeline:
             self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
             return record, PacketOutcome(name, "passed_over")
 
-        source = SOURCES[table]
-        states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
-        # Streamed: objects are opened one at a time and read in blocks.
-        objects = ((key, self._source.open(key)) for key in object_keys)
-        blocks = (parse_block(source, block) for block in read_blocks(objects))
-        result = transform(source, blocks, states, name)
+        result = self._transform(table, name, object_keys)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
@@ -332,6 +455,14 @@ class Pipeline:
             keys.commit_key(table, packet_id),
         )
         return record, self._count(name, record, result)
+
+    def _transform(self, table: str, name: str, object_keys: list[str]) -> Transformed:
+        source = SOURCES[table]
+        states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
+        # Streamed: objects are opened one at a time and read in blocks.
+        objects = ((key, self._source.open(key)) for key in object_keys)
+        blocks = (parse_block(source, block) for block in read_blocks(objects))
+        return transform(source, blocks, states, name)
 
     def _objects(self, table: str, packet_id: int) -> list[str]:
         return [k for k in self._source.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]
@@ -391,7 +522,17 @@ class Pipeline:
             self._ids.write_packet_id(produced_parameter(self._prefix, out.table), out.packet)
         if record.replay_requested:
             # Before consumed: a retry of this step must still find it to do.
-            self._queue_replay(f"after_{record.table}_packet_{record.packet}")
+            late = "late_" if record.late is not None else ""
+            self._queue_replay(f"after_{record.table}_{late}packet_{record.packet}")
+        if record.late is not None:
+            # The gap is closed: later invocations stop reporting it. Consumed stays.
+            self._store.delete(keys.gap_key(record.table, record.packet))
+            return
+        if record.missing and not record.skipped:
+            # Before consumed, so a retry of this step still writes it: every later
+            # invocation checks whether the packet's objects have arrived.
+            body = json.dumps({"table": record.table, "packet": record.packet}).encode()
+            self._store.put_if_absent(keys.gap_key(record.table, record.packet), body, {})
         if record.replayed is None:  # a replay consumes quarantine files, not a packet
             self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
 
@@ -504,6 +645,10 @@ class Pipeline:
         consumed = self._consumed(table)
         if consumed == 0:
             return None
+        # A late packet processed since the last commit of the table holds its state.
+        late = [r for r in self._late_records(table) if r.late["after"] == consumed]
+        if late:
+            return max(late, key=lambda r: r.late["seq"]).state
         commit_key = keys.commit_key(table, consumed)
         data = self._store.read(commit_key)
         if data is None:
@@ -539,11 +684,26 @@ def request_replay(store: ProcessedStore) -> int:
 
 def queue_replay(store: ProcessedStore, replay: str) -> None:
     """A pending record asking for replay `replay`, after every record there is."""
-    body = {"packets": [], REPLAY: replay}
+    _queue(store, {"packets": [], REPLAY: replay})
+
+
+def queue_late(store: ProcessedStore, table: str, packet_id: int) -> str:
+    """A pending record asking for late packet (table, packet_id), after every record
+    there is; returns its key."""
+    return _queue(store, {"packets": [], LATE: {"table": table, "id": packet_id}})
+
+
+def committed_state_key(store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str, table: str) -> str | None:
+    """The key of `table`'s committed state (late packets included), for operators."""
+    return Pipeline(None, store, packet_ids, ssm_prefix, None)._state_key(table)  # type: ignore[arg-type]
+
+
+def _queue(store: ProcessedStore, body: dict) -> str:
     seqs = [keys.parse_pending_key(k) for k in store.list_keys(keys.PENDING)]
     seq = max((s[0] for s in seqs if s is not None), default=0) + 1
     while not _claim(store, keys.pending_key(seq), body):
         seq += 1  # an invocation took that number meanwhile: take the next
+    return keys.pending_key(seq)
 
 
 def _claim(store: ProcessedStore, key: str, body: dict) -> bool:

@@ -318,3 +318,85 @@ def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
     assert second["replayed"] == [keys.replay_quarantine_key("fact_sales_order", 1)]
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
     h.check_invariants()
+
+
+# -- late packets ---------------------------------------------------------------------
+
+
+def _passed_over(h, table, rows_of):
+    """Packet 1, then packet 3 with packet 2 missing: 2 is passed over."""
+    h.upload(table, 1, rows_of(1))
+    h.upload(table, 3, rows_of(3))
+    h.invoke(f"{table}:3")
+    assert json.loads(h.processed.read(keys.commit_key(table, 2)))["missing"] is True
+
+
+def test_a_late_packet_is_reported_as_an_error_never_as_already_processed(h, caplog):
+    from runtime.operations import status
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    assert status(h.processed, h.ids, "/totesys/processing")["open_gaps"] == ["sales_order:2"]
+    h.upload("sales_order", 2, [sales_order(2)])  # its objects arrive after all
+    caplog.clear()
+    h.metric_stream = io.StringIO()
+    summary = h.invoke("sales_order:2")  # named again
+    assert summary.late == ["sales_order:2"] and summary.already_processed == []
+    assert not any("already processed" in r.getMessage() for r in caplog.records)
+    [late] = [r for r in caplog.records if "late packet" in r.getMessage()]
+    assert late.levelname == "ERROR" and late.packet == "sales_order:2" and late.named_again is True
+    assert [m["LatePacket"] for m in h.metrics() if "LatePacket" in m] == [1]
+    # Any later invocation, named or not, reports it again until it is processed.
+    h.metric_stream = io.StringIO()
+    assert h.invoke().late == ["sales_order:2"]
+    assert [m["table"] for m in h.metrics() if "LatePacket" in m] == ["sales_order"]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 3]
+
+
+def test_the_operator_processes_a_late_packet_once_its_facts_taking_the_next_numbers(h):
+    from runtime.operations import OperationRefused, late
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    with pytest.raises(OperationRefused, match="no objects"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    h.upload("sales_order", 2, [sales_order(2), "broken"])
+    with pytest.raises(OperationRefused, match="not passed over"):
+        late(h.processed, h.ingestion, "sales_order", 3)
+    late(h.processed, h.ingestion, "sales_order", 2)
+    with pytest.raises(OperationRefused, match="pending late processing already"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    summary = h.invoke()
+    assert [(o.packet, o.status) for o in summary.outcomes] == [("sales_order:2", "late")]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 3, 2]
+    assert h.output_numbers("fact_sales_order") == [1, 2, 3] and h.output_numbers("dim_date") == [1, 2, 3]
+    assert h.consumed("sales_order") == 3
+    record = json.loads(h.processed.read(keys.late_commit_key("sales_order", 2)))
+    assert record["late"] == {"after": 3, "seq": 0} and len(record["quarantine"]) == 1
+    assert h.processed.list_keys(keys.GAPS) == []
+    assert h.invoke("sales_order:2").late == []  # the gap is closed: nothing to report
+    with pytest.raises(OperationRefused, match="processed late already"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    h.check_invariants()
+
+
+def test_a_late_dimension_packet_follows_the_state_rules(h):
+    from runtime.operations import late
+
+    h.invoke(*h.upload_dimensions(staff=[staff(1, 1, updated="2023-01-01T00:00:00")]))
+    h.upload("staff", 3, [staff(2, 1, "Deron", "Beier", updated="2023-01-03T00:00:00")])
+    h.invoke("staff:3")  # staff:2 passed over
+    h.upload("staff", 2, [staff(1, 1, "Old", updated="2022-06-01T00:00:00"),  # older than the state
+                          staff(3, 1, "Ann", "Lee", updated="2023-01-02T00:00:00")])
+    late(h.processed, h.ingestion, "staff", 2)
+    h.invoke()
+    assert h.table("dim_staff", 3)["staff_id"].to_pylist() == [3]  # the older row is not emitted
+    # The late rows are in the state now: a department change re-emits them, and a fact
+    # of staff 3 is written.
+    h.upload("department", 2, [department(1, "Sales", "Leeds", updated="2023-02-01T00:00:00")])
+    h.upload("sales_order", 1, [sales_order(1, staff_id=3)])
+    h.invoke("department:2", "sales_order:1")
+    assert h.table("dim_staff", 4)["staff_id"].to_pylist() == [1, 2, 3]
+    assert h.table("dim_staff", 4)["first_name"].to_pylist()[0] == "Jeremie"
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    h.check_invariants()
