@@ -151,3 +151,18 @@ def late_quarantine_key(output_table: str, source_table: str, packet_id: int) ->
         f"{QUARANTINE}{_output(output_table)}/{output_table}_from_"
         f"{_source(source_table)}_late_packet_{_positive(packet_id)}_rejected.jsonl"
     )
+
+
+# -- the fact memory (runtime.history) ----------------------------------------------
+
+HISTORY = "_history/"
+
+
+def history_manifest_key(table: str, n: int) -> str:
+    """The fact memory of source `table` once its fact output packet `n` is written."""
+    return f"{HISTORY}{_source(table)}/{table}_manifest_{_positive(n)}.parquet"
+
+
+def history_segment_key(table: str, first: int, last: int) -> str:
+    """The versions written in fact output packets first..last of source `table`."""
+    return f"{HISTORY}{_source(table)}/{table}_segment_{_positive(first)}_to_{_positive(last)}.parquet"

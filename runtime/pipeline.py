@@ -19,7 +19,7 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runtime import keys
+from runtime import history, keys
 from runtime.errors import CorruptRecordError, InvalidEventError, MissingPacketError
 from runtime.events import Event, PacketRef, parse_event
 from runtime.observability import (
@@ -28,6 +28,7 @@ from runtime.observability import (
     PACKETS_PROCESSED,
     ROWS_REJECTED,
     ROWS_WRITTEN,
+    SILENT_MUTATION,
     Metrics,
     logger,
 )
@@ -462,7 +463,28 @@ class Pipeline:
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
         blocks = (parse_block(source, block) for block in read_blocks(objects))
-        return transform(source, blocks, states, name)
+        return transform(source, blocks, states, name, None if source.keeps_state else self._memory(table))
+
+    def _memory(self, table: str) -> history.FactMemory:
+        """The versions of `table`'s facts written so far: the memory as of the fact
+        output packet its `produced` id names (so an uncommitted attempt's is not)."""
+        source = SOURCES[table]
+        manifest = self._memory_manifest(table, self._ids.read_packet_id(
+            produced_parameter(self._prefix, source.primary_output)))
+        if manifest is None:
+            return history.FactMemory.empty(source)
+        return history.FactMemory.load(source, manifest, self._store.read)
+
+    def _memory_manifest(self, table: str, produced: int) -> str | None:
+        if produced == 0:
+            return None
+        key = keys.history_manifest_key(table, produced)
+        if self._store.read(key) is None:
+            # Facts written before the memory existed: it starts from here.
+            logger.warning("no fact memory for the facts written so far: remembering from now on",
+                           extra={"table": table, "manifest": key})
+            return None
+        return key
 
     def _objects(self, table: str, packet_id: int) -> list[str]:
         return [k for k in self._source.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]
@@ -489,6 +511,21 @@ class Pipeline:
         for report in result.reports:
             if report.rows_in:
                 logger.info("validation report", extra={"validation": report.to_log()})
+        memory = result.history
+        if memory is not None and memory.resent:
+            logger.info(
+                "fact versions already written: skipped",
+                extra={"packet": name, "table": memory.table, "rows_skipped": memory.resent,
+                       "reason": "the same version with the same content was written by an earlier packet",
+                       "ids": list(memory.resent_ids)},
+            )
+        if memory is not None and memory.mutated:
+            logger.warning(
+                "a fact version already written came back changed: written as the newest truth",
+                extra={"packet": name, "table": memory.table, "rows": memory.mutated,
+                       "ids": list(memory.mutated_ids[:100]), "ids_total": len(memory.mutated_ids)},
+            )
+            self._metrics.add(SILENT_MUTATION, memory.table, memory.mutated)
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
         for report in result.reports:
@@ -513,8 +550,24 @@ class Pipeline:
             lines = body.count(b"\n")
             quarantine.append(WrittenObject(output_table, key, lines, self._put(key, body, name, lines)))
         record = replace(record, outputs=tuple(outputs), quarantine=tuple(quarantine))
+        if result.history is not None:
+            record = replace(record, state=self._remember(name, result.history, outputs))
         self._put(commit_key, record.to_json(), name, len(outputs))
         return record
+
+    def _remember(self, name: str, update: history.HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
+        """Step 3 for the fact memory: the segment of the versions just written and
+        the manifest naming it, keyed by the fact output packet; returns the manifest
+        (the memory after this packet) for the commit record."""
+        fact_table = SOURCES[update.table].primary_output
+        fact = next((o for o in outputs if o.table == fact_table), None)
+        produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
+        if fact is None or not update.written.num_rows:
+            return self._memory_manifest(update.table, produced)
+        previous = self._memory_manifest(update.table, fact.packet - 1)
+        for key, body, rows in history.advance(self._store.read, update.table, previous, fact.packet, update.written):
+            self._put(key, body, name, rows)
+        return keys.history_manifest_key(update.table, fact.packet)
 
     def _apply(self, record: CommitRecord) -> None:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
@@ -568,7 +621,7 @@ class Pipeline:
         states = {t: self._load_state(t) for t in STATE_INPUTS[source.name]}
         body = b"\n".join(lines) + b"\n" if lines else b""
         blocks = (parse_block(source, b) for b in read_blocks([("replay.jsonl", io.BytesIO(body))]))
-        result = transform(source, blocks, states, name)
+        result = transform(source, blocks, states, name, self._memory(source.name))
         record = self._write(
             name,
             CommitRecord(REPLAY, 0, replayed=tuple(taken)),

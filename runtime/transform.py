@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import state as st
+from runtime.history import FactMemory, HistoryUpdate, Versions, row_hashes  # noqa: F401 (row_hashes: re-exported)
 from runtime.reading import LINE, ParsedPacket, concat
 from runtime.star import (
     ARROW_SCHEMAS,
@@ -77,6 +78,7 @@ class Transformed:
     reports: tuple[TableReport, ...]
     quarantine: dict[str, bytes]  # output table → JSON lines of rejected source rows
     state: pa.Table | None  # the source's new state, for dimension sources
+    history: HistoryUpdate | None = None  # fact sources: what the packet did to the fact memory
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,13 @@ def transform(
     blocks: Iterable[ParsedPacket],
     states: Mapping[str, pa.Table],
     packet_name: str,
+    memory: FactMemory | None = None,
 ) -> Transformed:
-    """Remodel one packet, given as parsed blocks, against the committed states."""
+    """Remodel one packet, given as parsed blocks, against the committed states (and,
+    for a fact source, the memory of the fact versions already written)."""
     if source.keeps_state:
         return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
-    return _fact_packet(blocks, states, packet_name)
+    return _fact_packet(blocks, states, packet_name, memory or FactMemory.empty(source))
 
 
 class _TableSink:
@@ -180,7 +184,9 @@ def _merged(failures: list[Failure]) -> tuple[Failure, ...]:
     return tuple(merged)
 
 
-def _finish(sinks: list[_TableSink], packet_name: str, state: pa.Table | None) -> Transformed:
+def _finish(
+    sinks: list[_TableSink], packet_name: str, state: pa.Table | None, history: HistoryUpdate | None = None
+) -> Transformed:
     outputs, reports, quarantine = [], [], {}
     for sink in sinks:
         output, report, lines = sink.finish(packet_name)
@@ -190,7 +196,7 @@ def _finish(sinks: list[_TableSink], packet_name: str, state: pa.Table | None) -
         if lines:
             quarantine[sink.table] = lines
     outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
-    return Transformed(tuple(outputs), tuple(reports), quarantine, state)
+    return Transformed(tuple(outputs), tuple(reports), quarantine, state, history)
 
 
 # -- dimensions -----------------------------------------------------------------
@@ -278,7 +284,7 @@ _DIMENSIONS = {
 
 
 def _fact_packet(
-    blocks: Iterable[ParsedPacket], states: Mapping[str, pa.Table], packet_name: str
+    blocks: Iterable[ParsedPacket], states: Mapping[str, pa.Table], packet_name: str, memory: FactMemory
 ) -> Transformed:
     known = {
         "staff": _emittable(states, "staff", "staff_id", "department_id", "department", "department_id"),
@@ -290,7 +296,7 @@ def _fact_packet(
         "address": _keys(states, "address", "address_id"),
     }
     facts = _TableSink("fact_sales_order")
-    versions = _Versions()
+    versions = Versions(memory)
     dates: list[pa.Array] = []
     for block in blocks:
         rows, duplicates, conflicts = versions.screen(block.rows)
@@ -298,13 +304,14 @@ def _fact_packet(
         failures = [referential(candidate, col, known[dim], dim) for col, dim in fact_sales_order.REFERENCES]
         candidate = _Candidate("fact_sales_order", candidate, tuple(f for f in failures if f))
         valid = facts.add(candidate, block.text, list(block.failures) + conflicts, duplicates)
+        versions.written(valid)
         dates.append(dim_date.referenced_dates(valid))
     dim = _TableSink("dim_date")
     if facts.rows_written:
         # Every date the written facts refer to, so the loader's foreign keys hold.
         all_dates = pc.unique(pa.chunked_array(dates, pa.date32()).combine_chunks())
         dim.add(_Candidate("dim_date", dim_date.build(all_dates, facts.updated)), None)
-    return _finish([facts, dim], packet_name, None)
+    return _finish([facts, dim], packet_name, None, versions.update())
 
 
 def _emittable(states, table: str, key: str, ref: str, parent: str, parent_key: str) -> pa.Array:
@@ -312,122 +319,3 @@ def _emittable(states, table: str, key: str, ref: str, parent: str, parent_key: 
     rows = states[table]
     known = pc.is_in(rows[ref], value_set=_keys(states, parent, parent_key))
     return rows.filter(pc.fill_null(known, False))[key].combine_chunks()
-
-
-class _Versions:
-    """One row per order version (sales_order_id, last_updated) across the packet.
-
-    The first row of a version is kept; a later identical row is an exact duplicate,
-    written once (skipped); a later row that differs is a conflict, rejected. Carried
-    across blocks as (version, content hash) of the kept rows, so processing a packet
-    in blocks gives the same result as processing it whole.
-    """
-
-    _KEY = ["sales_order_id", "last_updated"]
-
-    def __init__(self) -> None:
-        self._seen: list[pa.Table] = []  # sales_order_id, last_updated, __hash
-        # Hashes of every kept version, sorted: a quick, exact "certainly new" test
-        # (different hashes mean different versions); a match is checked exactly.
-        self._version_hashes = np.empty(0, dtype=np.uint64)
-
-    def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
-        """(rows to keep, how many were exact duplicates, the conflicting rows' failure)."""
-        if rows.num_rows == 0:
-            return rows, 0, []
-        block = rows.select(self._KEY + [LINE]).append_column(
-            "__hash", pa.array(row_hashes(rows.drop_columns([LINE])))
-        )
-        versions = np.sort(row_hashes(rows.select(self._KEY)))
-        repeated = bool(len(versions) > 1 and (versions[1:] == versions[:-1]).any())
-        if not repeated and not self._maybe_seen(versions):
-            # The common case: every version is new and appears once.
-            self._remember(block, versions)
-            return rows, 0, []
-        counts = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
-        return self._screen_slowly(rows, block, counts, self._seen_of(counts.select(self._KEY)))
-
-    def _maybe_seen(self, sorted_hashes: np.ndarray) -> bool:
-        known = self._version_hashes
-        if not len(known):
-            return False
-        at = np.minimum(np.searchsorted(known, sorted_hashes), len(known) - 1)
-        return bool((known[at] == sorted_hashes).any())
-
-    def _remember(self, kept: pa.Table, sorted_hashes: np.ndarray) -> None:
-        self._seen.append(kept.select(self._KEY + ["__hash"]))
-        # Two sorted runs: a stable sort merges them in linear time.
-        self._version_hashes = np.sort(np.concatenate([self._version_hashes, sorted_hashes]), kind="stable")
-
-    def _seen_of(self, versions: pa.Table) -> pa.Table:
-        """The (version, hash) of earlier blocks' rows for these versions."""
-        if not self._seen:
-            return pa.table({"sales_order_id": pa.array([], pa.int32()),
-                             "last_updated": pa.array([], pa.timestamp("us")),
-                             "__hash": pa.array([], pa.uint64())})
-        # The block's versions are the (small) build side; earlier rows are probed.
-        return pa.concat_tables(self._seen).join(versions, self._KEY, join_type="left semi")
-
-    def _screen_slowly(
-        self, rows: pa.Table, block: pa.Table, counts: pa.Table, seen: pa.Table
-    ) -> tuple[pa.Table, int, list[Failure]]:
-        first = counts.select(self._KEY + [f"{LINE}_min"]).join(
-            block.select([LINE, "__hash"]), f"{LINE}_min", LINE, join_type="inner"
-        )
-        first = first.rename_columns(["sales_order_id", "last_updated", "__first_line", "__first_hash"])
-        seen = seen.rename_columns(["sales_order_id", "last_updated", "__seen_hash"])
-        first = first.join(seen, self._KEY, join_type="left outer")
-        screened = block.join(first, self._KEY, join_type="inner").sort_by(LINE)
-        reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
-        differs = pc.not_equal(screened["__hash"], reference)
-        keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
-        kept_versions = screened.filter(keep)
-        self._remember(kept_versions, np.sort(row_hashes(kept_versions.select(self._KEY))))
-        conflicts = []
-        if pc.any(differs).as_py():
-            conflicts.append(
-                Failure(
-                    column="sales_order_id",
-                    check="one row per version (sales_order_id, last_updated): "
-                    "a different row for this version came first",
-                    lines=screened[LINE].filter(differs).to_numpy(),
-                    examples=examples(screened["sales_order_id"].filter(differs)),
-                )
-            )
-        kept = rows.filter(pc.is_in(rows[LINE], value_set=screened[LINE].filter(keep).combine_chunks()))
-        duplicates = rows.num_rows - kept.num_rows - (conflicts[0].count if conflicts else 0)
-        return kept, duplicates, conflicts
-
-
-def row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of each row's content, vectorized over the columns' buffers.
-
-    Used only to tell an exact duplicate from a conflicting row of the same order
-    version; sales order columns are all fixed-width (ints, dates, timestamps,
-    decimals), which is what this reads.
-    """
-    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for column in table.itercolumns():
-        for words in _words(column.combine_chunks()):
-            h = _mix(h ^ words)
-    return h
-
-
-def _words(arr: pa.Array) -> list[np.ndarray]:
-    width = arr.type.byte_width  # ValueError for variable-width types: not expected here
-    raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[arr.offset * width : (arr.offset + len(arr)) * width]
-    if width == 16:
-        pairs = raw.view("<u8").reshape(-1, 2)
-        words = [pairs[:, 0], pairs[:, 1]]
-    else:
-        words = [raw.view(f"<u{width}").astype(np.uint64)]
-    nulls = arr.is_null().to_numpy(zero_copy_only=False)
-    # A null's buffer slot holds anything: hash it as a fixed marker instead.
-    return [np.where(nulls, np.uint64(0xA5A5A5A5A5A5A5A5), w) for w in words]
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: every input bit affects every output bit."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))

@@ -400,3 +400,76 @@ def test_a_late_dimension_packet_follows_the_state_rules(h):
     assert h.table("dim_staff", 4)["first_name"].to_pylist()[0] == "Jeremie"
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
     h.check_invariants()
+
+
+# -- facts already written ------------------------------------------------------------
+
+
+def _fact_report(summary):
+    [report] = [r for o in summary.outcomes for r in o.reports if r.table == "fact_sales_order"]
+    return report
+
+
+def test_an_exact_re_send_in_a_later_packet_is_skipped_with_its_reason_and_counted(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, updated="2022-11-03T14:20:53")])
+    h.invoke("sales_order:1")
+    # The ingestion re-sends its boundary row (order 2, same version, same content).
+    h.upload("sales_order", 2, [sales_order(2, updated="2022-11-03T14:20:53"), sales_order(3)])
+    summary = h.invoke("sales_order:2")
+    assert sorted(h.fact_versions().values()) == [1, 1, 1]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 2, 3]
+    report = _fact_report(summary)
+    assert (report.rows_in, report.rows_written, report.rows_skipped, report.rows_rejected) == (2, 1, 1, 0)
+    [skipped] = [r for r in caplog.records if "already written" in r.getMessage()]
+    assert skipped.ids == [2] and skipped.rows_skipped == 1 and "earlier packet" in skipped.reason
+    assert not any(m.get("SilentMutation") for m in h.metrics())
+    # The memory is named in the commit record, as the state is.
+    record = json.loads(h.processed.read(keys.commit_key("sales_order", 2)))
+    assert record["state"] == keys.history_manifest_key("sales_order", 2)
+    h.check_invariants()
+
+
+def test_a_re_send_that_writes_nothing_leaves_the_memory_as_it_was(h):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 2, [sales_order(1)])
+    h.invoke("sales_order:2")
+    assert h.output_numbers("fact_sales_order") == [1]
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 2)))["state"] == keys.history_manifest_key(
+        "sales_order", 1)
+
+
+def test_a_changed_row_under_a_version_already_written_is_written_and_reported(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2)])
+    h.invoke("sales_order:1")
+    # The source changed order 2 without touching last_updated.
+    h.upload("sales_order", 2, [sales_order(2, units_sold=7), sales_order(1)])
+    h.metric_stream = io.StringIO()
+    summary = h.invoke("sales_order:2")
+    assert [(r["sales_order_id"], r["units_sold"]) for r in h.rows("fact_sales_order")] == [
+        (1, 42972), (2, 42972), (2, 7)]
+    [warning] = [r for r in caplog.records if "came back changed" in r.getMessage()]
+    assert warning.levelname == "WARNING" and warning.ids == [2] and warning.rows == 1
+    assert [m["SilentMutation"] for m in h.metrics() if "SilentMutation" in m] == [1]
+    assert _fact_report(summary).rows_skipped == 1  # order 1: an exact re-send
+    # The changed row is the newest truth: sent again as it is now, it is a re-send.
+    h.upload("sales_order", 3, [sales_order(2, units_sold=7)])
+    h.invoke("sales_order:3")
+    assert len(h.rows("fact_sales_order")) == 3
+    h.check_invariants()
+
+
+def test_late_facts_join_the_memory(h):
+    from runtime.operations import late
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    h.upload("sales_order", 2, [sales_order(2)])
+    late(h.processed, h.ingestion, "sales_order", 2)
+    h.invoke()
+    h.upload("sales_order", 4, [sales_order(2), sales_order(3)])  # both written already
+    h.invoke("sales_order:4")
+    assert sorted(h.fact_versions().values()) == [1, 1, 1]
+    h.check_invariants()
