@@ -176,6 +176,7 @@ class Pipeline:
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
+        self._immutable: dict[str, bytes | None] = {}  # fact memory objects read this invocation
 
     # -- the invocation -------------------------------------------------------------
 
@@ -473,13 +474,23 @@ class Pipeline:
             produced_parameter(self._prefix, source.primary_output)))
         if manifest is None:
             return history.FactMemory.empty(source)
-        return history.FactMemory.load(source, manifest, self._store.read)
+        return history.FactMemory.load(source, manifest, self._read_once)
+
+    def _read_once(self, key: str) -> bytes | None:
+        """Read an object of the fact memory; a manifest (small, immutable, read up to
+        four times per packet) once per invocation."""
+        if key in self._immutable:
+            return self._immutable[key]
+        data = self._store.read(key)
+        if data is not None and "_manifest_" in key:
+            self._immutable[key] = data
+        return data
 
     def _memory_manifest(self, table: str, produced: int) -> str | None:
         if produced == 0:
             return None
         key = keys.history_manifest_key(table, produced)
-        if self._store.read(key) is None:
+        if self._read_once(key) is None:
             # Facts written before the memory existed: it starts from here.
             logger.warning("no fact memory for the facts written so far: remembering from now on",
                            extra={"table": table, "manifest": key})
@@ -565,7 +576,7 @@ class Pipeline:
         if fact is None or not update.written.num_rows:
             return self._memory_manifest(update.table, produced)
         previous = self._memory_manifest(update.table, fact.packet - 1)
-        for key, body, rows in history.advance(self._store.read, update.table, previous, fact.packet, update.written):
+        for key, body, rows in history.advance(self._read_once, update.table, previous, fact.packet, update.written):
             self._put(key, body, name, rows)
         return keys.history_manifest_key(update.table, fact.packet)
 
