@@ -54,6 +54,8 @@ WAITED_FOR = {
     "dim_location": "address",
 }
 
+ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
+
 # A pending record may ask for a late packet to be processed: {"packets": [], "late":
 # {"table": T, "id": k}} (runtime.operations late).
 LATE = "late"
@@ -131,6 +133,8 @@ class PacketOutcome:
     outputs: tuple[WrittenObject, ...] = ()
     quarantine: tuple[WrittenObject, ...] = ()
     reports: tuple = ()
+    empty_objects: tuple[str, ...] = ()  # objects of the packet that held no lines
+    empty: bool = False  # the packet held no rows at all
 
 
 @dataclass
@@ -147,6 +151,9 @@ class RunSummary:
             for out in outcome.outputs:
                 totals[out.table] = totals.get(out.table, 0) + out.rows
         return totals
+
+    def empty_packets(self) -> list[str]:
+        return [o.packet for o in self.outcomes if o.empty]
 
     def rows_rejected(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -349,7 +356,7 @@ class Pipeline:
             raise MissingPacketError(table, packet_id, keys.packet_prefix(table, packet_id))
         consumed = self._consumed(table)
         seq = sum(1 for r in self._late_records(table) if r.late["after"] == consumed)
-        result = self._transform(table, name, object_keys)
+        result, lines = self._transform(table, name, object_keys)
         state = None
         if result.state is not None:
             state = keys.late_state_key(table, packet_id)
@@ -367,7 +374,7 @@ class Pipeline:
         self._apply(record)
         logger.warning("late packet processed", extra={
             "packet": name, "rows_written": {o.table: o.rows for o in record.outputs}})
-        return replace(self._count(name, record, result), status="late")
+        return replace(self._count(name, record, result, lines), status="late")
 
     def _late_records(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""
@@ -442,7 +449,7 @@ class Pipeline:
             self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
             return record, PacketOutcome(name, "passed_over")
 
-        result = self._transform(table, name, object_keys)
+        result, lines = self._transform(table, name, object_keys)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
@@ -456,15 +463,27 @@ class Pipeline:
             lambda output_table: keys.quarantine_key(output_table, table, packet_id),
             keys.commit_key(table, packet_id),
         )
-        return record, self._count(name, record, result)
+        return record, self._count(name, record, result, lines)
 
-    def _transform(self, table: str, name: str, object_keys: list[str]) -> Transformed:
+    def _transform(self, table: str, name: str, object_keys: list[str]) -> tuple[Transformed, dict[str, int]]:
+        """The packet's objects transformed; and the lines each object held."""
         source = SOURCES[table]
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
-        blocks = (parse_block(source, block) for block in read_blocks(objects))
-        return transform(source, blocks, states, name, None if source.keeps_state else self._memory(table))
+        lines = dict.fromkeys(object_keys, 0)
+        lines[ROWS_SEEN] = 0  # lines that are rows (or broken rows), not blank
+
+        def counted(blocks):
+            for block in blocks:
+                lines[block.key] += block.line_count
+                parsed = parse_block(source, block)
+                lines[ROWS_SEEN] += parsed.rows.num_rows + sum(f.count for f in parsed.failures)
+                yield parsed
+
+        blocks = counted(read_blocks(objects))
+        memory = None if source.keeps_state else self._memory(table)
+        return transform(source, blocks, states, name, memory), lines
 
     def _memory(self, table: str) -> history.FactMemory:
         """The versions of `table`'s facts written so far: the memory as of the fact
@@ -518,10 +537,27 @@ class Pipeline:
                 return later
         return None
 
-    def _count(self, name: str, record: CommitRecord, result: Transformed) -> PacketOutcome:
+    def _count(
+        self, name: str, record: CommitRecord, result: Transformed, lines: dict[str, int] | None = None
+    ) -> PacketOutcome:
+        lines = dict(lines) if lines is not None else None
+        rows_seen = lines.pop(ROWS_SEEN) if lines is not None else None
+        empty_objects = tuple(key for key, n in (lines or {}).items() if n == 0)
+        empty_packet = rows_seen == 0
+        if empty_objects:
+            logger.warning("objects that hold no lines", extra={"packet": name, "keys": list(empty_objects[:10]),
+                                                                "count": len(empty_objects)})
+        if empty_packet:
+            logger.warning("packet holds no rows: legal, but unusual",
+                           extra={"packet": name, "objects": len(lines), "lines": sum(lines.values())})
+        primary = SOURCES[record.table].primary_output if record.table in SOURCES else None
         for report in result.reports:
-            if report.rows_in:
-                logger.info("validation report", extra={"validation": report.to_log()})
+            if report.rows_in or (empty_packet and report.table == primary):
+                log = report.to_log()
+                if lines is not None and report.table == primary:
+                    # The packet's objects, counted where its rows are.
+                    log |= {"objects": len(lines), "empty_objects": len(empty_objects)}
+                logger.info("validation report", extra={"validation": log})
         memory = result.history
         if memory is not None and memory.resent:
             logger.info(
@@ -542,7 +578,9 @@ class Pipeline:
         for report in result.reports:
             if report.rows_rejected:
                 self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
-        return PacketOutcome(name, "committed", record.outputs, record.quarantine, result.reports)
+        return PacketOutcome(
+            name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
+        )
 
     def _write(
         self, name: str, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str

@@ -293,7 +293,7 @@ def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
     assert (metric["RowsWritten"], metric["RowsRejected"]) == (1, 2)
     assert metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["table"]]
     logged = [r.validation for r in caplog.records if hasattr(r, "validation")]
-    assert logged.count(fact_report.to_log()) == 1
+    assert logged.count(fact_report.to_log() | {"objects": 1, "empty_objects": 0}) == 1
     json.dumps(logged)  # one JSON line each
 
 
@@ -473,3 +473,35 @@ def test_late_facts_join_the_memory(h):
     h.invoke("sales_order:4")
     assert sorted(h.fact_versions().values()) == [1, 1, 1]
     h.check_invariants()
+
+
+# -- empty packets and objects ----------------------------------------------------------
+
+
+def test_a_packet_of_a_zero_byte_object_commits_with_a_warning_and_is_counted(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    key = f"{keys.packet_prefix('sales_order', 1)}ingested_20241114T153409.845000Z.jsonl"
+    h.ingestion.put(key, b"")
+    summary = h.invoke("sales_order:1")
+    assert summary.empty_packets() == ["sales_order:1"] and summary.outcomes[0].empty_objects == (key,)
+    warnings = {r.getMessage(): r for r in caplog.records if r.levelname == "WARNING"}
+    assert warnings["objects that hold no lines"].keys == [key]
+    assert "packet holds no rows: legal, but unusual" in warnings
+    [report] = [r.validation for r in caplog.records if hasattr(r, "validation")
+                and r.validation["source_packet"] == "sales_order:1"]
+    assert (report["table"], report["rows_in"], report["objects"], report["empty_objects"]) == (
+        "fact_sales_order", 0, 1, 1)
+    assert h.consumed("sales_order") == 1 and h.output_keys("fact_sales_order") == []
+    h.check_invariants()
+
+
+def test_an_empty_object_beside_others_is_a_warning_and_the_rest_is_written(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)], part="_a")
+    h.ingestion.put(f"{keys.packet_prefix('sales_order', 1)}ingested_20241114T153409.845000Z_b.jsonl", b"")
+    h.upload("sales_order", 1, ["", "  "], part="_c")  # blank lines only: lines, but no rows
+    summary = h.invoke("sales_order:1")
+    assert summary.empty_packets() == [] and len(summary.outcomes[0].empty_objects) == 1
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    [report] = [r.validation for r in caplog.records if getattr(r, "validation", {}).get("table") == "fact_sales_order"]
+    assert (report["objects"], report["empty_objects"]) == (3, 1)
