@@ -21,14 +21,21 @@ class InvalidEventError(ProcessingError, ValueError):
 
 
 class MissingPacketError(ProcessingError):
-    """A packet has no objects while it is the newest named packet of its table.
+    """A packet has no objects, and no later packet named so far has any either.
 
-    Retryable: the ingestion may still be writing it.
+    Retryable: the ingestion may still be writing it. Nothing is passed over on the
+    word of an event alone (DESIGN §3).
     """
 
-    def __init__(self, table: str, packet_id: int, prefix: str) -> None:
+    def __init__(self, table: str, packet_id: int, prefix: str, newest: int | None = None) -> None:
+        later = (
+            f"; no later packet up to the newest named ({table}:{newest}) has any either, "
+            "so nothing is passed over"
+            if newest is not None and newest > packet_id
+            else ""
+        )
         super().__init__(
-            f"packet {table}:{packet_id} has no objects under {prefix!r} "
+            f"packet {table}:{packet_id} has no objects under {prefix!r}{later} "
             "(the ingestion may still be writing it; the invocation will be retried)"
         )
         self.table = table

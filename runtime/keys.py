@@ -131,3 +131,53 @@ def parse_pending_key(key: str) -> tuple[int, bool] | None:
     """(sequence number, whether it is a replay queued after that record), or None."""
     match = _PENDING.match(key)
     return (int(match.group(1)), bool(match.group(2))) if match else None
+
+
+# -- late packets (passed over, then their objects arrived) -------------------------
+
+GAPS = "_gaps/"  # one marker per passed-over packet not processed late (yet)
+LATE_COMMITS = f"{COMMITS}late/"
+
+
+def gap_key(table: str, packet_id: int) -> str:
+    return f"{GAPS}{_source(table)}/{table}_packet_{_positive(packet_id)}.json"
+
+
+_GAP = re.compile(r"^_gaps/([a-z_]+)/\1_packet_(\d+)\.json$")
+
+
+def parse_gap_key(key: str) -> tuple[str, int] | None:
+    match = _GAP.match(key)
+    if not match or match.group(1) not in SOURCES:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def late_commit_key(table: str, packet_id: int) -> str:
+    return f"{LATE_COMMITS}{_source(table)}/{table}_packet_{_positive(packet_id)}.json"
+
+
+def late_state_key(table: str, packet_id: int) -> str:
+    return f"{STATE}{_source(table)}/{table}_late_packet_{_positive(packet_id)}.parquet"
+
+
+def late_quarantine_key(output_table: str, source_table: str, packet_id: int) -> str:
+    return (
+        f"{QUARANTINE}{_output(output_table)}/{output_table}_from_"
+        f"{_source(source_table)}_late_packet_{_positive(packet_id)}_rejected.jsonl"
+    )
+
+
+# -- the fact memory (runtime.history) ----------------------------------------------
+
+HISTORY = "_history/"
+
+
+def history_manifest_key(table: str, n: int) -> str:
+    """The fact memory of source `table` once its fact output packet `n` is written."""
+    return f"{HISTORY}{_source(table)}/{table}_manifest_{_positive(n)}.parquet"
+
+
+def history_segment_key(table: str, first: int, last: int) -> str:
+    """The versions written in fact output packets first..last of source `table`."""
+    return f"{HISTORY}{_source(table)}/{table}_segment_{_positive(first)}_to_{_positive(last)}.parquet"

@@ -1,8 +1,9 @@
-"""What the on-call engineer runs: status, skip a poison packet, redrive the dead-letter
-queue, replay quarantined facts.
+"""What the on-call engineer runs: status, skip a poison packet, process a late packet,
+redrive the dead-letter queue, replay quarantined facts.
 
     python -m runtime.operations status
     python -m runtime.operations skip --table sales_order --packet 12 --reason "..." --by alice
+    python -m runtime.operations late --table sales_order --packet 8 [--function NAME]
     python -m runtime.operations redrive --queue-url URL --function NAME
     python -m runtime.operations replay [--function NAME]
 
@@ -23,8 +24,8 @@ from runtime import keys
 from runtime.errors import ProcessingError
 from runtime.events import parse_event
 from runtime.observability import logger
-from runtime.pipeline import CommitRecord, request_replay
-from runtime.ports import PacketIds, ProcessedStore
+from runtime.pipeline import CommitRecord, committed_state_key, queue_late, request_replay
+from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES, consumed_parameter, produced_parameter
 
 
@@ -37,8 +38,10 @@ def status(store: ProcessedStore, ids: PacketIds, prefix: str) -> dict:
     pending = []
     for key in store.list_keys(keys.PENDING):
         data = store.read(key)
-        pending.append({"key": key, "packets": json.loads(data)["packets"] if data else None})
+        pending.append(json.loads(data) | {"key": key} if data else {"key": key})
     return {
+        # Passed over and not processed late: `late` once their objects have arrived.
+        "open_gaps": [f"{t}:{k}" for t, k in filter(None, map(keys.parse_gap_key, store.list_keys(keys.GAPS)))],
         "consumed": {t.name: ids.read_packet_id(consumed_parameter(prefix, t.name)) for t in SOURCE_TABLES},
         "produced": {o: ids.read_packet_id(produced_parameter(prefix, o)) for o in OUTPUT_TABLES},
         "pending": pending,
@@ -77,7 +80,7 @@ def skip(
                 "outputs, so this is not an unreadable packet; find out why it failed instead"
             )
     record = CommitRecord(
-        table, packet_id, state=_state_key(store, ids, prefix, table, consumed), missing=True,
+        table, packet_id, state=committed_state_key(store, ids, prefix, table), missing=True,
         skipped={"reason": reason, "by": by},
     )
     store.put_if_absent(commit_key, record.to_json(), {"source": f"{table}:{packet_id}", "rows": "0"})
@@ -85,11 +88,31 @@ def skip(
     return record
 
 
-def _state_key(store: ProcessedStore, ids: PacketIds, prefix: str, table: str, consumed: int) -> str | None:
-    if not SOURCES[table].keeps_state or consumed == 0:
-        return None
-    data = store.read(keys.commit_key(table, consumed))
-    return CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
+def late(store: ProcessedStore, ingestion: IngestionSource, table: str, packet_id: int) -> str:
+    """Ask for a passed-over packet whose objects have arrived to be processed late.
+
+    Records the request as pending (after everything pending now), so the next
+    invocation processes it in turn with the same commit steps as any packet, and its
+    own commit record (`_commits/late/`) makes it happen once. Refused unless the
+    packet was passed over, has objects now, and is neither processed late nor asked
+    for already. Returns the pending record's key.
+    """
+    if table not in SOURCES:
+        raise OperationRefused(f"{table!r} is not a consumed source table")
+    name = f"{table}:{packet_id}"
+    passed = store.read(keys.commit_key(table, packet_id))
+    if passed is None or not CommitRecord.from_json(keys.commit_key(table, packet_id), passed).missing:
+        raise OperationRefused(f"{name} was not passed over (no commit record as missing): nothing to do late")
+    if store.read(keys.late_commit_key(table, packet_id)) is not None:
+        raise OperationRefused(f"{name} was processed late already ({keys.late_commit_key(table, packet_id)})")
+    if not [k for k in ingestion.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]:
+        raise OperationRefused(f"{name} still has no objects under {keys.packet_prefix(table, packet_id)!r}")
+    for key in store.list_keys(keys.PENDING):
+        if json.loads(store.read(key) or b"{}").get("late") == {"table": table, "id": packet_id}:
+            raise OperationRefused(f"{name} is pending late processing already ({key})")
+    key = queue_late(store, table, packet_id)
+    logger.warning("late packet processing requested", extra={"packet": name, "pending": key})
+    return key
 
 
 def redrive(sqs, queue_url: str, invoke: Callable[[dict], None], max_messages: int = 1000) -> list[dict]:
@@ -140,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     skip_cmd.add_argument("--packet", type=int, required=True)
     skip_cmd.add_argument("--reason", required=True)
     skip_cmd.add_argument("--by", required=True, help="who decided (recorded)")
+    late_cmd = commands.add_parser("late", help="process a passed-over packet whose objects arrived")
+    late_cmd.add_argument("--table", required=True)
+    late_cmd.add_argument("--packet", type=int, required=True)
+    late_cmd.add_argument("--function", help="invoke this function now to run it (else: the next invocation)")
     redrive_cmd = commands.add_parser("redrive", help="re-invoke the events in the dead-letter queue")
     redrive_cmd.add_argument("--queue-url", required=True)
     redrive_cmd.add_argument("--function", required=True, help="name or ARN of the processing function")
@@ -164,6 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             print(json.dumps(status(store, ids, settings.ssm_prefix), indent=1))
+        elif args.command == "late":
+            ingestion = S3Bucket(session.client("s3", config=CLIENT_CONFIG), settings.ingestion_bucket)
+            key = late(store, ingestion, args.table, args.packet)
+            if args.function:
+                invoke({"packets": []})
+            print(f"{args.table}:{args.packet} is pending as {key}; it is processed in the "
+                  + ("invocation just started." if args.function else "next invocation."), file=sys.stderr)
         elif args.command == "replay":
             replay = request_replay(store)
             logger.info("replay of quarantined facts requested", extra={"replay": replay})

@@ -11,25 +11,24 @@ Dimension packets are small and are remodelled whole. Fact packets can be millio
 rows, so they are remodelled block by block, each block's valid facts written as a
 Parquet row group, and memory stays flat; what must hold across the whole packet (one
 row per version, the dates dim_date needs, the key's timestamp) is carried from block
-to block. (Over 300 lines because of the version screen, `_Versions`, which belongs
-with the cross-packet fact memory in its own module.)
+to block; the version screen and the cross-packet fact memory are runtime/history.py.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import state as st
-from runtime.reading import LINE, ParsedPacket, concat
+from runtime.history import FactMemory, HistoryUpdate, Versions
+from runtime.reading import ParsedPacket, concat
 from runtime.star import ARROW_SCHEMAS, MODULES, SCHEMAS, dim_date
 from runtime.tables import (
     CALENDAR_TABLE,
@@ -46,7 +45,6 @@ from runtime.validation import (
     Failure,
     TableReport,
     check_lines,
-    examples,
     quarantine_jsonl,
     referential,
     validate,
@@ -69,6 +67,7 @@ class Transformed:
     reports: tuple[TableReport, ...]
     quarantine: dict[str, bytes]  # output table → JSON lines of rejected source rows
     state: pa.Table | None  # the source's new state, for dimension sources
+    history: tuple[HistoryUpdate, ...] = ()  # facts: what the packet did to each fact memory
 
 
 @dataclass(frozen=True)
@@ -83,19 +82,24 @@ def transform(
     blocks: Iterable[ParsedPacket],
     states: Mapping[str, pa.Table],
     packet_name: str,
+    memory: FactMemory | None = None,
 ) -> Transformed:
-    """Remodel one packet, given as parsed blocks, against the committed states."""
+    """Remodel one packet, given as parsed blocks, against the committed states (and,
+    for a fact source, the memory of the fact versions already written)."""
     if source.keeps_state:
         return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
-    return _fact_packets({source.name: blocks}, states, packet_name)
+    return _fact_packets({source.name: blocks}, states, packet_name, {source.name: memory or FactMemory.empty(source)})
 
 
 def replay_facts(
-    parts: Mapping[str, Iterable[ParsedPacket]], states: Mapping[str, pa.Table], name: str
+    parts: Mapping[str, Iterable[ParsedPacket]],
+    states: Mapping[str, pa.Table],
+    name: str,
+    memories: Mapping[str, FactMemory],
 ) -> Transformed:
     """Quarantined rows of several fact sources offered again, by fact source: one
     output per fact, one dim_date for all of them."""
-    return _fact_packets(parts, states, name)
+    return _fact_packets(parts, states, name, memories)
 
 
 class _TableSink:
@@ -197,7 +201,9 @@ def _merged(failures: list[Failure]) -> tuple[Failure, ...]:
     return tuple(merged)
 
 
-def _finish(sinks: list[_TableSink], packet_name: str, state: pa.Table | None) -> Transformed:
+def _finish(
+    sinks: list[_TableSink], packet_name: str, state: pa.Table | None, history: tuple[HistoryUpdate, ...] = ()
+) -> Transformed:
     outputs, reports, quarantine = [], [], {}
     for sink in sinks:
         output, report, lines = sink.finish(packet_name)
@@ -207,7 +213,7 @@ def _finish(sinks: list[_TableSink], packet_name: str, state: pa.Table | None) -
         if lines:
             quarantine[sink.table] = lines
     outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
-    return Transformed(tuple(outputs), tuple(reports), quarantine, state)
+    return Transformed(tuple(outputs), tuple(reports), quarantine, state, history)
 
 
 # -- dimensions -----------------------------------------------------------------
@@ -273,7 +279,10 @@ def _emitted_keys(out: OutputTable, states: Mapping[str, pa.Table]) -> pa.Array:
 
 
 def _fact_packets(
-    parts: Mapping[str, Iterable[ParsedPacket]], states: Mapping[str, pa.Table], packet_name: str
+    parts: Mapping[str, Iterable[ParsedPacket]],
+    states: Mapping[str, pa.Table],
+    packet_name: str,
+    memories: Mapping[str, FactMemory],
 ) -> Transformed:
     """The one fact path, for every fact declared in runtime/tables.py: each fact
     source's blocks → version screen → builder → reference checks → pandera → Parquet;
@@ -282,7 +291,7 @@ def _fact_packets(
     One part for a packet; a replay offers the quarantined rows of several facts at once.
     """
     known: dict[str, pa.Array] = {}  # dimension → the keys a fact may refer to
-    sinks, dates = [], []
+    sinks, dates, updates = [], [], []
     for source_name, blocks in parts.items():
         fact = FACT_OF_SOURCE[source_name]
         for ref in fact.references:
@@ -290,9 +299,9 @@ def _fact_packets(
                 known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
         sink = _TableSink(fact.name)
         sink.lines = 0  # it accounts the packet's lines, an empty packet's too
-        screen = _VersionScreen(SOURCES[source_name].key)
+        versions = Versions(memories[source_name])
         for block in blocks:
-            rows, duplicates, conflicts = screen(block.rows)
+            rows, duplicates, conflicts = versions.screen(block.rows)
             candidate = MODULES[fact.name].build(rows)
             unknown = (
                 referential(candidate, r.column, known[r.dimension], WAITED_FOR[r.dimension])
@@ -300,8 +309,10 @@ def _fact_packets(
             )
             candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f))
             valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
+            versions.written(valid)
             dates.append(dim_date.referenced_dates(valid, fact.dates))
         sinks.append(sink)
+        updates.append(versions.update())
     calendar = _TableSink(CALENDAR_TABLE)
     written = [s for s in sinks if s.rows_written]
     if written:
@@ -309,168 +320,4 @@ def _fact_packets(
         all_dates = pc.unique(pa.chunked_array(dates, pa.date32()).combine_chunks())
         updated = max(s.updated for s in written)
         calendar.add(_Candidate(CALENDAR_TABLE, dim_date.build(all_dates, updated)), None)
-    return _finish(sinks + [calendar], packet_name, None)
-
-
-class _VersionScreen:
-    """`_Versions` for any fact: it is handed each row as (the fact's id, last_updated,
-    a hash of the row's whole content), the fixed-width shape it screens, and its
-    verdict is mapped back to the fact's rows by source line."""
-
-    def __init__(self, key: str) -> None:
-        self._key = key
-        self._versions = _Versions()
-
-    def __call__(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
-        if rows.num_rows == 0:
-            return rows, 0, []
-        content = _fixed_width(rows.drop_columns([LINE]))
-        proxy = pa.table(
-            {
-                "sales_order_id": rows[self._key],
-                "last_updated": rows["last_updated"],
-                "__content": pa.array(row_hashes(content)),
-                LINE: rows[LINE],
-            }
-        )
-        kept, duplicates, conflicts = self._versions.screen(proxy)
-        if kept.num_rows < rows.num_rows:
-            rows = rows.filter(pc.is_in(rows[LINE], value_set=kept[LINE].combine_chunks()))
-        conflicts = [
-            replace(f, column=self._key, check=f.check.replace("sales_order_id", self._key)) for f in conflicts
-        ]
-        return rows, duplicates, conflicts
-
-
-def _fixed_width(table: pa.Table) -> pa.Table:
-    """Text as a 64-bit hash of each value and bool as a byte, so `row_hashes` (which
-    reads fixed-width buffers) covers every column."""
-    columns = []
-    for col in table.itercolumns():
-        if pa.types.is_string(col.type):
-            values = col.combine_chunks()
-            hashed = pd.util.hash_array(values.to_numpy(zero_copy_only=False))
-            col = pa.array(hashed, pa.uint64(), mask=values.is_null().to_numpy(zero_copy_only=False))
-        elif pa.types.is_boolean(col.type):
-            col = pc.cast(col, pa.uint8())
-        columns.append(col)
-    return pa.table(columns, names=table.column_names)
-
-
-class _Versions:
-    """One row per order version (sales_order_id, last_updated) across the packet.
-
-    The first row of a version is kept; a later identical row is an exact duplicate,
-    written once (skipped); a later row that differs is a conflict, rejected. Carried
-    across blocks as (version, content hash) of the kept rows, so processing a packet
-    in blocks gives the same result as processing it whole.
-    """
-
-    _KEY = ["sales_order_id", "last_updated"]
-
-    def __init__(self) -> None:
-        self._seen: list[pa.Table] = []  # sales_order_id, last_updated, __hash
-        # Hashes of every kept version, sorted: a quick, exact "certainly new" test
-        # (different hashes mean different versions); a match is checked exactly.
-        self._version_hashes = np.empty(0, dtype=np.uint64)
-
-    def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
-        """(rows to keep, how many were exact duplicates, the conflicting rows' failure)."""
-        if rows.num_rows == 0:
-            return rows, 0, []
-        block = rows.select(self._KEY + [LINE]).append_column(
-            "__hash", pa.array(row_hashes(rows.drop_columns([LINE])))
-        )
-        versions = np.sort(row_hashes(rows.select(self._KEY)))
-        repeated = bool(len(versions) > 1 and (versions[1:] == versions[:-1]).any())
-        if not repeated and not self._maybe_seen(versions):
-            # The common case: every version is new and appears once.
-            self._remember(block, versions)
-            return rows, 0, []
-        counts = block.group_by(self._KEY, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
-        return self._screen_slowly(rows, block, counts, self._seen_of(counts.select(self._KEY)))
-
-    def _maybe_seen(self, sorted_hashes: np.ndarray) -> bool:
-        known = self._version_hashes
-        if not len(known):
-            return False
-        at = np.minimum(np.searchsorted(known, sorted_hashes), len(known) - 1)
-        return bool((known[at] == sorted_hashes).any())
-
-    def _remember(self, kept: pa.Table, sorted_hashes: np.ndarray) -> None:
-        self._seen.append(kept.select(self._KEY + ["__hash"]))
-        # Two sorted runs: a stable sort merges them in linear time.
-        self._version_hashes = np.sort(np.concatenate([self._version_hashes, sorted_hashes]), kind="stable")
-
-    def _seen_of(self, versions: pa.Table) -> pa.Table:
-        """The (version, hash) of earlier blocks' rows for these versions."""
-        if not self._seen:
-            return pa.table({"sales_order_id": pa.array([], pa.int32()),
-                             "last_updated": pa.array([], pa.timestamp("us")),
-                             "__hash": pa.array([], pa.uint64())})
-        # The block's versions are the (small) build side; earlier rows are probed.
-        return pa.concat_tables(self._seen).join(versions, self._KEY, join_type="left semi")
-
-    def _screen_slowly(
-        self, rows: pa.Table, block: pa.Table, counts: pa.Table, seen: pa.Table
-    ) -> tuple[pa.Table, int, list[Failure]]:
-        first = counts.select(self._KEY + [f"{LINE}_min"]).join(
-            block.select([LINE, "__hash"]), f"{LINE}_min", LINE, join_type="inner"
-        )
-        first = first.rename_columns(["sales_order_id", "last_updated", "__first_line", "__first_hash"])
-        seen = seen.rename_columns(["sales_order_id", "last_updated", "__seen_hash"])
-        first = first.join(seen, self._KEY, join_type="left outer")
-        screened = block.join(first, self._KEY, join_type="inner").sort_by(LINE)
-        reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
-        differs = pc.not_equal(screened["__hash"], reference)
-        keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
-        kept_versions = screened.filter(keep)
-        self._remember(kept_versions, np.sort(row_hashes(kept_versions.select(self._KEY))))
-        conflicts = []
-        if pc.any(differs).as_py():
-            conflicts.append(
-                Failure(
-                    column="sales_order_id",
-                    check="one row per version (sales_order_id, last_updated): "
-                    "a different row for this version came first",
-                    lines=screened[LINE].filter(differs).to_numpy(),
-                    examples=examples(screened["sales_order_id"].filter(differs)),
-                )
-            )
-        kept = rows.filter(pc.is_in(rows[LINE], value_set=screened[LINE].filter(keep).combine_chunks()))
-        duplicates = rows.num_rows - kept.num_rows - (conflicts[0].count if conflicts else 0)
-        return kept, duplicates, conflicts
-
-
-def row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of each row's content, vectorized over the columns' buffers.
-
-    Used only to tell an exact duplicate from a conflicting row of the same order
-    version; sales order columns are all fixed-width (ints, dates, timestamps,
-    decimals), which is what this reads.
-    """
-    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for column in table.itercolumns():
-        for words in _words(column.combine_chunks()):
-            h = _mix(h ^ words)
-    return h
-
-
-def _words(arr: pa.Array) -> list[np.ndarray]:
-    width = arr.type.byte_width  # ValueError for variable-width types: not expected here
-    raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[arr.offset * width : (arr.offset + len(arr)) * width]
-    if width == 16:
-        pairs = raw.view("<u8").reshape(-1, 2)
-        words = [pairs[:, 0], pairs[:, 1]]
-    else:
-        words = [raw.view(f"<u{width}").astype(np.uint64)]
-    nulls = arr.is_null().to_numpy(zero_copy_only=False)
-    # A null's buffer slot holds anything: hash it as a fixed marker instead.
-    return [np.where(nulls, np.uint64(0xA5A5A5A5A5A5A5A5), w) for w in words]
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: every input bit affects every output bit."""
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    return _finish(sinks + [calendar], packet_name, None, tuple(updates))

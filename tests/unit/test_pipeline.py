@@ -1,5 +1,6 @@
 """The pipeline over in-memory ports: semantics across packets, ordering, recovery."""
 
+import io
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from tests.harness import (
     address,
     counterparty,
     department,
+    design,
     sales_order,
     staff,
 )
@@ -151,6 +153,60 @@ def test_a_missing_packet_before_a_later_one_is_passed_over(h):
     h.check_invariants()
 
 
+def _consumed_through(h, table, last, rows):
+    """Packets 1..last of `table` uploaded and processed."""
+    for k in range(1, last + 1):
+        h.upload(table, k, [rows(k)])
+    h.invoke(f"{table}:{last}")
+    assert h.consumed(table) == last
+
+
+@pytest.mark.parametrize(
+    "table, consumed, named, rows",
+    [
+        ("sales_order", 7, 99, lambda k: sales_order(k)),
+        ("design", 1, 40, lambda k: design(k)),
+        ("sales_order", 1, 3, lambda k: sales_order(k)),
+    ],
+)
+def test_an_event_naming_a_packet_is_no_evidence_for_passing_over_the_ones_before_it(
+    h, table, consumed, named, rows
+):
+    """The issue's cases: {sales_order: 99} with consumed 7 and 8-99 absent, {design: 40},
+    {sales_order: 3} with neither 2 nor 3 there. Nothing passed over, nothing committed."""
+    h.invoke(*h.upload_dimensions())
+    _consumed_through(h, table, consumed, rows)
+    commits = h.processed.list_keys(keys.COMMITS)
+    h.metric_stream = io.StringIO()
+    with pytest.raises(MissingPacketError, match=f"{table}:{consumed + 1} has no objects.*nothing is passed over"):
+        h.invoke(f"{table}:{named}")
+    assert h.processed.list_keys(keys.COMMITS) == commits
+    assert h.consumed(table) == consumed
+    assert not any("PacketsProcessed" in m for m in h.metrics())
+    # The ingestion writes the packets after all: every one is processed, none lost.
+    for k in range(consumed + 1, named + 1):
+        h.upload(table, k, [rows(k)])
+    h.invoke()
+    assert h.consumed(table) == named
+    assert all(json.loads(h.processed.read(keys.commit_key(table, k)))["missing"] is False
+               for k in range(consumed + 1, named + 1))
+    h.check_invariants()
+
+
+def test_a_missing_packet_with_a_later_one_in_the_bucket_is_passed_over_with_an_error_and_a_metric(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    _consumed_through(h, "sales_order", 7, lambda k: sales_order(k))
+    h.upload("sales_order", 9, [sales_order(9)])
+    summary = h.invoke("sales_order:9")
+    assert [(o.packet, o.status) for o in summary.outcomes] == [("sales_order:8", "passed_over"), ("sales_order:9", "committed")]
+    [passed] = [r for r in caplog.records if "passed over" in r.getMessage()]
+    assert passed.levelname == "ERROR" and passed.packet == "sales_order:8" and passed.evidence == "sales_order:9"
+    assert any(m.get("PacketGap") and m["table"] == "sales_order" for m in h.metrics())
+    assert h.consumed("sales_order") == 9
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 8)))["missing"] is True
+    h.check_invariants()
+
+
 def test_the_newest_named_packet_with_no_objects_is_a_retryable_error(h):
     with pytest.raises(MissingPacketError, match="staff:1"):
         h.invoke("staff:1")
@@ -232,7 +288,7 @@ def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
     assert (metric["RowsWritten"], metric["RowsRejected"]) == (1, 2)
     assert metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["table"]]
     logged = [r.validation for r in caplog.records if hasattr(r, "validation")]
-    assert logged.count(fact_report.to_log()) == 1
+    assert logged.count(fact_report.to_log() | {"objects": 1, "empty_objects": 0}) == 1
     json.dumps(logged)  # one JSON line each
 
 
@@ -284,3 +340,190 @@ def test_purchases_and_payments_waiting_for_dimensions_are_written_when_they_arr
     assert set(replay_dates) == referenced
     assert h.output_numbers("dim_date") == [1, 2]  # purchase_order:1, then the replay
     h.check_invariants()
+
+
+# -- late packets ---------------------------------------------------------------------
+
+
+def _passed_over(h, table, rows_of):
+    """Packet 1, then packet 3 with packet 2 missing: 2 is passed over."""
+    h.upload(table, 1, rows_of(1))
+    h.upload(table, 3, rows_of(3))
+    h.invoke(f"{table}:3")
+    assert json.loads(h.processed.read(keys.commit_key(table, 2)))["missing"] is True
+
+
+def test_a_late_packet_is_reported_as_an_error_never_as_already_processed(h, caplog):
+    from runtime.operations import status
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    assert status(h.processed, h.ids, "/totesys/processing")["open_gaps"] == ["sales_order:2"]
+    h.upload("sales_order", 2, [sales_order(2)])  # its objects arrive after all
+    caplog.clear()
+    h.metric_stream = io.StringIO()
+    summary = h.invoke("sales_order:2")  # named again
+    assert summary.late == ["sales_order:2"] and summary.already_processed == []
+    assert not any("already processed" in r.getMessage() for r in caplog.records)
+    [late] = [r for r in caplog.records if "late packet" in r.getMessage()]
+    assert late.levelname == "ERROR" and late.packet == "sales_order:2" and late.named_again is True
+    assert [m["LatePacket"] for m in h.metrics() if "LatePacket" in m] == [1]
+    # Any later invocation, named or not, reports it again until it is processed.
+    h.metric_stream = io.StringIO()
+    assert h.invoke().late == ["sales_order:2"]
+    assert [m["table"] for m in h.metrics() if "LatePacket" in m] == ["sales_order"]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 3]
+
+
+def test_the_operator_processes_a_late_packet_once_its_facts_taking_the_next_numbers(h):
+    from runtime.operations import OperationRefused, late
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    with pytest.raises(OperationRefused, match="no objects"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    h.upload("sales_order", 2, [sales_order(2), "broken"])
+    with pytest.raises(OperationRefused, match="not passed over"):
+        late(h.processed, h.ingestion, "sales_order", 3)
+    late(h.processed, h.ingestion, "sales_order", 2)
+    with pytest.raises(OperationRefused, match="pending late processing already"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    summary = h.invoke()
+    assert [(o.packet, o.status) for o in summary.outcomes] == [("sales_order:2", "late")]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 3, 2]
+    assert h.output_numbers("fact_sales_order") == [1, 2, 3] and h.output_numbers("dim_date") == [1, 2, 3]
+    assert h.consumed("sales_order") == 3
+    record = json.loads(h.processed.read(keys.late_commit_key("sales_order", 2)))
+    assert record["late"] == {"after": 3, "seq": 0} and len(record["quarantine"]) == 1
+    assert h.processed.list_keys(keys.GAPS) == []
+    assert h.invoke("sales_order:2").late == []  # the gap is closed: nothing to report
+    with pytest.raises(OperationRefused, match="processed late already"):
+        late(h.processed, h.ingestion, "sales_order", 2)
+    h.check_invariants()
+
+
+def test_a_late_dimension_packet_follows_the_state_rules(h):
+    from runtime.operations import late
+
+    h.invoke(*h.upload_dimensions(staff=[staff(1, 1, updated="2023-01-01T00:00:00")]))
+    h.upload("staff", 3, [staff(2, 1, "Deron", "Beier", updated="2023-01-03T00:00:00")])
+    h.invoke("staff:3")  # staff:2 passed over
+    h.upload("staff", 2, [staff(1, 1, "Old", updated="2022-06-01T00:00:00"),  # older than the state
+                          staff(3, 1, "Ann", "Lee", updated="2023-01-02T00:00:00")])
+    late(h.processed, h.ingestion, "staff", 2)
+    h.invoke()
+    assert h.table("dim_staff", 3)["staff_id"].to_pylist() == [3]  # the older row is not emitted
+    # The late rows are in the state now: a department change re-emits them, and a fact
+    # of staff 3 is written.
+    h.upload("department", 2, [department(1, "Sales", "Leeds", updated="2023-02-01T00:00:00")])
+    h.upload("sales_order", 1, [sales_order(1, staff_id=3)])
+    h.invoke("department:2", "sales_order:1")
+    assert h.table("dim_staff", 4)["staff_id"].to_pylist() == [1, 2, 3]
+    assert h.table("dim_staff", 4)["first_name"].to_pylist()[0] == "Jeremie"
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    h.check_invariants()
+
+
+# -- facts already written ------------------------------------------------------------
+
+
+def _fact_report(summary):
+    [report] = [r for o in summary.outcomes for r in o.reports if r.table == "fact_sales_order"]
+    return report
+
+
+def test_an_exact_re_send_in_a_later_packet_is_skipped_with_its_reason_and_counted(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, updated="2022-11-03T14:20:53")])
+    h.invoke("sales_order:1")
+    # The ingestion re-sends its boundary row (order 2, same version, same content).
+    h.upload("sales_order", 2, [sales_order(2, updated="2022-11-03T14:20:53"), sales_order(3)])
+    summary = h.invoke("sales_order:2")
+    assert sorted(h.fact_versions().values()) == [1, 1, 1]
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1, 2, 3]
+    report = _fact_report(summary)
+    assert (report.rows_in, report.rows_written, report.rows_skipped, report.rows_rejected) == (2, 1, 1, 0)
+    [skipped] = [r for r in caplog.records if "already written" in r.getMessage()]
+    assert skipped.ids == [2] and skipped.rows_skipped == 1 and "earlier packet" in skipped.reason
+    assert not any(m.get("SilentMutation") for m in h.metrics())
+    # The memory is named in the commit record, as the state is.
+    record = json.loads(h.processed.read(keys.commit_key("sales_order", 2)))
+    assert record["state"] == keys.history_manifest_key("sales_order", 2)
+    h.check_invariants()
+
+
+def test_a_re_send_that_writes_nothing_leaves_the_memory_as_it_was(h):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 2, [sales_order(1)])
+    h.invoke("sales_order:2")
+    assert h.output_numbers("fact_sales_order") == [1]
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 2)))["state"] == keys.history_manifest_key(
+        "sales_order", 1)
+
+
+def test_a_changed_row_under_a_version_already_written_is_written_and_reported(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2)])
+    h.invoke("sales_order:1")
+    # The source changed order 2 without touching last_updated.
+    h.upload("sales_order", 2, [sales_order(2, units_sold=7), sales_order(1)])
+    h.metric_stream = io.StringIO()
+    summary = h.invoke("sales_order:2")
+    assert [(r["sales_order_id"], r["units_sold"]) for r in h.rows("fact_sales_order")] == [
+        (1, 42972), (2, 42972), (2, 7)]
+    [warning] = [r for r in caplog.records if "came back changed" in r.getMessage()]
+    assert warning.levelname == "WARNING" and warning.ids == [2] and warning.rows == 1
+    assert [m["SilentMutation"] for m in h.metrics() if "SilentMutation" in m] == [1]
+    assert _fact_report(summary).rows_skipped == 1  # order 1: an exact re-send
+    # The changed row is the newest truth: sent again as it is now, it is a re-send.
+    h.upload("sales_order", 3, [sales_order(2, units_sold=7)])
+    h.invoke("sales_order:3")
+    assert len(h.rows("fact_sales_order")) == 3
+    h.check_invariants()
+
+
+def test_late_facts_join_the_memory(h):
+    from runtime.operations import late
+
+    h.invoke(*h.upload_dimensions())
+    _passed_over(h, "sales_order", lambda k: [sales_order(k)])
+    h.upload("sales_order", 2, [sales_order(2)])
+    late(h.processed, h.ingestion, "sales_order", 2)
+    h.invoke()
+    h.upload("sales_order", 4, [sales_order(2), sales_order(3)])  # both written already
+    h.invoke("sales_order:4")
+    assert sorted(h.fact_versions().values()) == [1, 1, 1]
+    h.check_invariants()
+
+
+# -- empty packets and objects ----------------------------------------------------------
+
+
+def test_a_packet_of_a_zero_byte_object_commits_with_a_warning_and_is_counted(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    key = f"{keys.packet_prefix('sales_order', 1)}ingested_20241114T153409.845000Z.jsonl"
+    h.ingestion.put(key, b"")
+    summary = h.invoke("sales_order:1")
+    assert summary.empty_packets() == ["sales_order:1"] and summary.outcomes[0].empty_objects == (key,)
+    warnings = {r.getMessage(): r for r in caplog.records if r.levelname == "WARNING"}
+    assert warnings["objects that hold no lines"].keys == [key]
+    assert "packet holds no rows: legal, but unusual" in warnings
+    [report] = [r.validation for r in caplog.records if hasattr(r, "validation")
+                and r.validation["source_packet"] == "sales_order:1"]
+    assert (report["table"], report["rows_in"], report["objects"], report["empty_objects"]) == (
+        "fact_sales_order", 0, 1, 1)
+    assert h.consumed("sales_order") == 1 and h.output_keys("fact_sales_order") == []
+    h.check_invariants()
+
+
+def test_an_empty_object_beside_others_is_a_warning_and_the_rest_is_written(h, caplog):
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)], part="_a")
+    h.ingestion.put(f"{keys.packet_prefix('sales_order', 1)}ingested_20241114T153409.845000Z_b.jsonl", b"")
+    h.upload("sales_order", 1, ["", "  "], part="_c")  # blank lines only: lines, but no rows
+    summary = h.invoke("sales_order:1")
+    assert summary.empty_packets() == [] and len(summary.outcomes[0].empty_objects) == 1
+    assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    [report] = [r.validation for r in caplog.records if getattr(r, "validation", {}).get("table") == "fact_sales_order"]
+    assert (report["objects"], report["empty_objects"]) == (3, 1)
