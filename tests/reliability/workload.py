@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 
 from runtime.star import ARROW_SCHEMAS
-from runtime.tables import OUTPUT_TABLES
+from runtime.tables import FACT, OUTPUT_TABLES, OUTPUTS
 from sandbox.seed import LocalStack, create_resources
 from tests.harness import (
     address,
@@ -167,10 +167,6 @@ def state_digest(s3, ssm, bucket: str, prefix: str) -> dict:
 
 # -- rows: what the loader would see ------------------------------------------------
 
-_DIMENSION_KEYS = {
-    "dim_date": "date_id", "dim_staff": "staff_id", "dim_location": "location_id",
-    "dim_currency": "currency_id", "dim_design": "design_id", "dim_counterparty": "counterparty_id",
-}
 
 
 def _packet_number(key: str) -> int:
@@ -211,7 +207,7 @@ def census(run: EndState, reference: EndState) -> Census:
     for table in OUTPUT_TABLES:
         g, w = Counter(got[table]), Counter(want[table])
         duplicated += sum(max(0, g[row] - n) for row, n in w.items())
-        if table == "fact_sales_order":
+        if OUTPUTS[table].kind == FACT:
             lost += sum(max(0, n - g[row]) for row, n in w.items())
         else:
             lost += len(_final_view(want[table], table) - _final_view(got[table], table))
@@ -219,7 +215,7 @@ def census(run: EndState, reference: EndState) -> Census:
 
 
 def _final_view(rows: list[tuple], table: str) -> set[tuple]:
-    key = _DIMENSION_KEYS[table]
+    key = ARROW_SCHEMAS[table].names[0]  # every dimension's primary key comes first
     latest = {}
     for row in rows:
         latest[dict(row)[key]] = row
