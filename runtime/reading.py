@@ -4,10 +4,10 @@ A line is what ends at a line feed (CRLF counts as one line end). Every line of 
 object is either a row, blank (empty or whitespace only: counted, not an error), or a
 broken line, set aside with its reason (DESIGN §7b); the counts are checked here.
 
-Before pyarrow sees a block, a vectorized screen sets aside every line it must not see:
-pyarrow 26's `read_json` with an explicit schema crashes the process on a line that is
-JSON `null` (apache/arrow#47409), and reads `null`, several values on one line or a
-bare carriage return as rows of their own. So only lines that start with `{` and end
+Before pyarrow sees a block, the vectorized screen (runtime.screen) sets aside every
+line it must not see: pyarrow 26's `read_json` with an explicit schema crashes the
+process on a line that is JSON `null` (apache/arrow#47409), and reads `null`, several
+values on one line or a bare carriage return as rows of their own. So only lines that start with `{` and end
 with `}`, nested at most MAX_DEPTH deep, holding one JSON value, within the line limit,
 reach the parser. pyarrow rejects a whole block when one of those is still broken (not
 JSON, a string where a number belongs, a duplicate key, ...), so on failure the block is
@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import gzip
 import io
-import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,15 +40,11 @@ import pyarrow.json as pj
 from runtime import drift
 from runtime import tables as t
 from runtime.errors import LineAccountingError, UnreadableObjectError
-from runtime.validation import MAX_DEPTH, QUARANTINE_RAW_BYTES, Failure, SourceLine, examples
+from runtime.screen import MAX_LINE_BYTES, screen
+from runtime.validation import QUARANTINE_RAW_BYTES, Failure, SourceLine, examples
 
 LINE = "__line"  # row → line number in the packet (across its objects, in key order)
 
-# A line longer than this is not a totesys row (they are under 1 KB): it is a rejected
-# row, never parsed, and only its first QUARANTINE_RAW_BYTES are kept. 1 MiB bounds
-# what one line can cost (pyarrow parses in blocks of this size, and an over-long line
-# is skipped, not held) while leaving three orders of magnitude of room.
-MAX_LINE_BYTES = 1024 * 1024
 # An object that holds more text than this (decompressed) is unreadable: a gzip bomb
 # or a mistake, not a packet this function can process within its timeout.
 MAX_OBJECT_BYTES = 4 * 1024**3
@@ -213,7 +208,7 @@ def _scan(buf: np.ndarray) -> tuple[np.ndarray, int]:
     for i in range(0, len(buf), _SLICE):
         part = buf[i : i + _SLICE]
         parts.append(np.flatnonzero(part == 0x0A) + i)
-        opens += int(np.count_nonzero(part == _OPEN))
+        opens += int(np.count_nonzero(part == 0x7B))  # `{`
     return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens
 
 
@@ -382,158 +377,6 @@ def _empty_rows(schema: pa.Schema) -> pa.Table:
     return schema.append(pa.field(LINE, pa.int64())).empty_table()
 
 
-# -- the screen: what the parser must never see ------------------------------------
-
-_OPEN, _CLOSE, _QUOTE, _BACKSLASH = 0x7B, 0x7D, 0x22, 0x5C
-_NOT_AN_OBJECT = {
-    ord("n"): "null", ord("["): "an array", ord('"'): "a string", ord("t"): "a boolean",
-    ord("f"): "a boolean", ord("N"): "NaN (not JSON)", ord("I"): "Infinity (not JSON)",
-    **{c: "a number" for c in b"-0123456789"},
-}
-
-
-@dataclass(frozen=True)
-class _Screened:
-    candidates: np.ndarray  # block line indices that go to the parser, in order
-    blank: int
-    rejected: list[tuple[int, str]]  # (block line index, reason)
-    whole: bool  # the parser may read block.data as it is (nothing rejected)
-
-
-def _screen(block: Block) -> _Screened:
-    """Sort a block's lines into blank, rejected (never parsed) and candidates.
-
-    Vectorized over the block; per-line Python runs only for lines that do not start
-    with `{` and end with `}` (whitespace around them, blank or hostile lines), and the
-    structural scan only for blocks with nesting or several `{` on a line.
-    """
-    if block.overlong is not None:
-        reason = f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({block.overlong:,} bytes)"
-        return _Screened(np.empty(0, np.int64), 0, [(0, reason)], False)
-    buf = np.frombuffer(block.data, dtype=np.uint8)
-    starts, ends = block._bounds
-    length = ends - starts
-    rejected: list[tuple[int, str]] = []
-    ok = np.ones(len(ends), dtype=bool)
-
-    over = np.flatnonzero(length > MAX_LINE_BYTES)
-    for i in over.tolist():
-        rejected.append((i, f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({int(length[i]):,} bytes)"))
-    ok[over] = False
-
-    if block.find(b"\r"):
-        # A carriage return is a line end only before a line feed.
-        cr = np.flatnonzero(buf == 0x0D)
-        bare = cr[buf[np.minimum(cr + 1, len(buf) - 1)] != 0x0A]
-        for i in np.unique(np.searchsorted(ends, bare)).tolist():
-            if ok[i]:
-                rejected.append((i, "a carriage return inside the line (lines end at a line feed)"))
-                ok[i] = False
-        content_end = ends - (buf[np.maximum(ends - 1, 0)] == 0x0D) * (length > 0)
-    else:
-        content_end = ends
-    content_length = content_end - starts
-    nonempty = content_length > 0
-    first = np.where(nonempty, buf[np.minimum(starts, len(buf) - 1)], 0)
-    last = np.where(nonempty, buf[np.maximum(content_end - 1, 0)], 0)
-    simple = nonempty & (first == _OPEN) & (last == _CLOSE)
-
-    blank = 0
-    for i in np.flatnonzero(ok & ~simple).tolist():
-        text = bytes(buf[starts[i] : content_end[i]]).strip(b" \t\r")
-        if not text:
-            blank += 1
-            ok[i] = False
-        elif not (text[:1] == b"{" and text[-1:] == b"}"):
-            rejected.append((i, f"not a JSON object: {_NOT_AN_OBJECT.get(text[0], 'not JSON')}"))
-            ok[i] = False
-    candidates = np.flatnonzero(ok)
-
-    # One `{` per candidate line and no `[` anywhere: no nesting and one value a line.
-    opens = block.opens if block.opens is not None else block.count(b"{")
-    if opens != len(candidates) or block.find(b"["):
-        for i, reason in _structure(buf, ends, candidates):
-            rejected.append((i, reason))
-            ok[i] = False
-        candidates = np.flatnonzero(ok)
-    # NaN and Infinity are not JSON, even where pyarrow lets them by (an ignored field).
-    # A memchr for the first letter first: sales orders hold no N or I at all.
-    if (block.find(b"N") and block.find(b"NaN")) or (block.find(b"I") and block.find(b"Infinity")):
-        for i in _not_strict(block, ends, candidates):
-            rejected.append((i, "not strict JSON: NaN or Infinity"))
-            ok[i] = False
-        candidates = np.flatnonzero(ok)
-    return _Screened(candidates, blank, sorted(rejected), not rejected)
-
-
-_CONSTANT = re.compile(rb"NaN|Infinity")
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-
-
-def _not_strict(block: Block, ends: np.ndarray, candidates: np.ndarray) -> list[int]:
-    """Candidate lines with NaN or Infinity outside a string (per line only for the
-    lines that hold those letters at all)."""
-    source = block.backing if block.backing is not None else block.data.to_pybytes()
-    found = [m.start() for m in _CONSTANT.finditer(memoryview(source)[: block.data.size])]
-    suspects = np.intersect1d(np.unique(np.searchsorted(ends, found)), candidates)
-    return [i for i in suspects.tolist() if _CONSTANT.search(_STRING.sub(b'""', bytes(block.line(block.first_line + i))))]
-
-
-
-
-def _structure(buf: np.ndarray, ends: np.ndarray, candidates: np.ndarray) -> list[tuple[int, str]]:
-    """The candidate lines nested too deep, holding several values, an unterminated
-    string or unbalanced brackets.
-
-    Vectorized over the positions of quotes, backslashes and brackets only; lines are
-    independent (JSON text cannot hold a raw line feed), so each line's depth starts at 0.
-    """
-    interesting = (buf == _QUOTE) | (buf == _BACKSLASH) | (buf == _OPEN) | (buf == _CLOSE)
-    interesting |= (buf == 0x5B) | (buf == 0x5D)
-    pos = np.flatnonzero(interesting)
-    ch = buf[pos]
-    line = np.searchsorted(ends, pos)
-    idx = np.arange(len(pos))
-    # A quote is escaped when an odd run of backslashes stands right before it.
-    backslash = ch == _BACKSLASH
-    adjacent = np.zeros(len(pos), dtype=bool)
-    adjacent[1:] = backslash[:-1] & (pos[:-1] == pos[1:] - 1)
-    run_start = np.maximum.accumulate(np.where(backslash & ~adjacent, idx, -1))
-    run = np.zeros(len(pos), dtype=np.int64)
-    run[1:] = np.where(adjacent[1:], idx[1:] - run_start[:-1], 0)
-    quote = (ch == _QUOTE) & (run % 2 == 0)
-    qpos, qline = pos[quote], line[quote]
-    odd_quotes = np.bincount(qline, minlength=len(ends)) % 2 == 1
-    # A bracket is structural when an even number of quotes precede it on its line.
-    bracket = (ch == _OPEN) | (ch == _CLOSE) | (ch == 0x5B) | (ch == 0x5D)
-    bpos, bline = pos[bracket], line[bracket]
-    before = np.searchsorted(qpos, bpos) - np.searchsorted(qline, bline)
-    structural = before % 2 == 0
-    spos, sline = bpos[structural], bline[structural]
-    delta = np.where((buf[spos] == _OPEN) | (buf[spos] == 0x5B), 1, -1)
-    reasons: dict[int, str] = {}
-    if len(spos):
-        total = np.cumsum(delta)
-        first = np.searchsorted(sline, sline)
-        depth = total - (total[first] - delta[first])  # the depth after each bracket
-        lines_with, group = np.unique(sline, return_index=True)
-        group_end = np.append(group[1:], len(sline)) - 1
-        deepest = np.maximum.reduceat(depth, group)
-        lowest = np.minimum.reduceat(depth, group)
-        values = np.bincount(sline[(delta < 0) & (depth == 0)], minlength=len(ends))[lines_with]
-        unbalanced = (lowest < 0) | (depth[group_end] != 0)
-        for i in lines_with[unbalanced].tolist():
-            reasons[i] = "not valid JSON: unbalanced brackets"
-        for i in lines_with[values > 1].tolist():
-            reasons[i] = "several JSON values on one line"
-        for i in lines_with[deepest > MAX_DEPTH].tolist():
-            reasons[i] = f"nested deeper than {MAX_DEPTH} levels"
-    for i in np.flatnonzero(odd_quotes).tolist():
-        reasons[i] = "not valid JSON: an unterminated string"
-    wanted = set(candidates.tolist())
-    return sorted((i, r) for i, r in reasons.items() if i in wanted)
-
-
 # -- parsing -----------------------------------------------------------------------
 
 
@@ -541,7 +384,7 @@ def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None
     """One block → coerced rows, and the failures of the lines that are not rows.
     `written_at`: the S3 LastModified of the block's object (see coerce)."""
     schema = read_schema(source)
-    screened = _screen(block)
+    screened = screen(block)
     starts, ends = block._bounds
     candidates = screened.candidates
     if screened.whole:

@@ -304,16 +304,17 @@ def test_an_object_over_the_size_cap_is_unreadable_gzip_bomb_or_not(monkeypatch,
 def test_a_line_without_exactly_one_fate_is_a_typed_error_not_a_silent_loss(monkeypatch):
     from runtime import reading
     from runtime.errors import LineAccountingError
+    from runtime.screen import Screened
     from runtime.validation import TableReport
 
     with pytest.raises(LineAccountingError, match="5 lines but 3 written"):
         TableReport("fact_sales_order", "sales_order:1", 4, 3, 1, 0, lines=5, blank=0)
-    screen = reading._screen
+    screen = reading.screen
 
     def losing_a_line(block):  # a screen that forgets one line's fate
         found = screen(block)
-        return reading._Screened(found.candidates[1:], found.blank, found.rejected, False)
+        return Screened(found.candidates[1:], found.blank, found.rejected, False)
 
-    monkeypatch.setattr(reading, "_screen", losing_a_line)
+    monkeypatch.setattr(reading, "screen", losing_a_line)
     with pytest.raises(LineAccountingError, match="3 lines from line 1 but 2 rows"):
         parse_objects(SALES, [("k.jsonl", encode_lines([sales_order(1), sales_order(2), sales_order(3)]))])

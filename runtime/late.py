@@ -1,0 +1,147 @@
+"""Passing over and late packets (DESIGN §6: pass over only on evidence).
+
+A packet with no objects is passed over only when a later packet of its table has
+objects in the bucket; an event naming a later packet is no evidence. A passed-over
+packet leaves a gap marker under _gaps/, checked at every invocation: when its objects
+arrive it is a late packet, reported at ERROR until an operator asks for it, and then
+processed once with the same commit steps as a packet (runtime.pipeline), under its
+own commit record in _commits/late/; consumed does not move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from runtime import keys
+from runtime.errors import MissingPacketError
+from runtime.events import PacketRef
+from runtime.observability import LATE_PACKET, Metrics, logger
+from runtime.parquet import to_parquet
+from runtime.ports import IngestionSource, ProcessedStore
+from runtime.records import CommitRecord, PacketOutcome, RunSummary
+from runtime.replays import facts_waiting_for
+
+if TYPE_CHECKING:
+    from runtime.pipeline import Pipeline
+
+
+def check_gaps(
+    store: ProcessedStore,
+    source: IngestionSource,
+    metrics: Metrics,
+    named: tuple[PacketRef, ...],
+    requested: set[PacketRef],
+    summary: RunSummary,
+) -> dict[tuple[str, int], bool]:
+    """Every passed-over packet not yet processed late, and whether its objects
+    have arrived since: (table, id) -> has objects.
+
+    Checked at the start of every invocation, named or not: one listing of
+    `_gaps/` (a marker per open gap, so normally empty) and one per open gap. A
+    late packet is an ERROR and a `LatePacket` metric at every invocation until
+    an operator processes it (`runtime.operations late`), never "already
+    processed".
+    """
+    gaps = {}
+    for key in store.list_keys(keys.GAPS):
+        gap = keys.parse_gap_key(key)
+        if gap is None:
+            logger.warning("ignoring an unexpected object under _gaps/", extra={"key": key})
+            continue
+        table, packet_id = gap
+        found = packet_objects(source, table, packet_id)
+        gaps[gap] = bool(found)
+        ref = PacketRef(table, packet_id)
+        if found and ref not in requested:
+            summary.late.append(str(ref))
+            logger.error(
+                "objects of a packet that was passed over have arrived: a late packet, not processed",
+                extra={
+                    "packet": str(ref),
+                    "objects": found[:10],
+                    "named_again": ref in named,
+                    "to_process_it": f"python -m runtime.operations late --table {table} --packet {packet_id}",
+                },
+            )
+            metrics.add(LATE_PACKET, table)
+    return gaps
+
+
+def process_late(p: Pipeline, table: str, packet_id: int) -> PacketOutcome:
+    """Process a passed-over packet whose objects arrived, once, at an operator's
+    request: the same commit steps as a packet, its own commit record under
+    `_commits/late/`. Its outputs take the next numbers; its dimension rows
+    follow the state rules against today's state; consumed does not move."""
+    name = f"{table}:{packet_id}"
+    commit_key = keys.late_commit_key(table, packet_id)
+    existing = p._store.read(commit_key)
+    if existing is not None:
+        record = CommitRecord.from_json(commit_key, existing)
+        logger.info("late commit record found: finishing the commit", extra={"packet": name})
+        p._apply(record)
+        return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
+    passed = p._store.read(keys.commit_key(table, packet_id))
+    if passed is None or not CommitRecord.from_json(keys.commit_key(table, packet_id), passed).missing:
+        logger.error("late processing asked for a packet that was not passed over: ignored",
+                     extra={"packet": name})
+        return PacketOutcome(name, "ignored")
+    object_keys = packet_objects(p._source, table, packet_id)
+    if not object_keys:
+        raise MissingPacketError(table, packet_id, keys.packet_prefix(table, packet_id))
+    consumed = p._consumed(table)
+    seq = sum(1 for r in p._late_records(table) if r.late["after"] == consumed)
+    result, lines = p._transform(table, name, object_keys)
+    state = None
+    if result.state is not None:
+        state = keys.late_state_key(table, packet_id)
+        p._put(state, to_parquet(result.state), name, result.state.num_rows)
+    replay = result.state is not None and facts_waiting_for(p._store, result)
+    record = p._write(
+        name,
+        CommitRecord(table, packet_id, state=state, replay_requested=replay,
+                     late={"after": consumed, "seq": seq}),
+        result,
+        lambda output_table: keys.late_quarantine_key(output_table, table, packet_id),
+        commit_key,
+    )
+    p._late_records(table).append(record)
+    p._apply(record)
+    logger.warning("late packet processed", extra={
+        "packet": name, "rows_written": {o.table: o.rows for o in record.outputs}})
+    return replace(p._count(name, record, result, lines), status="late")
+
+
+def late_records(store: ProcessedStore) -> dict[str, list[CommitRecord]]:
+    """Every late commit record, by table (listed once per invocation: rare)."""
+    records: dict[str, list[CommitRecord]] = {}
+    for key in store.list_keys(keys.LATE_COMMITS):
+        record = CommitRecord.from_json(key, store.read(key) or b"")
+        records.setdefault(record.table, []).append(record)
+    return records
+
+
+def packet_objects(source: IngestionSource, table: str, packet_id: int) -> list[str]:
+    return [k for k in source.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]
+
+
+def later_packet_with_objects(
+    source: IngestionSource, evidence: dict[str, int], table: str, packet_id: int, newest: int
+) -> int | None:
+    """The first packet after `packet_id`, up to the newest one named, that has
+    objects in the bucket: the only evidence that lets a packet be passed over.
+
+    An event naming a packet is no evidence (a typo, a replayed test event, an
+    early invoke): without objects of a later packet, the missing one may still
+    arrive, so nothing is passed over. Found once per run for a run of missing
+    packets (listed in ascending order, stopping at the first with objects);
+    `evidence` (table -> a later packet seen with objects) remembers it for the run.
+    """
+    known = evidence.get(table)
+    if known is not None and known > packet_id:
+        return known
+    for later in range(packet_id + 1, newest + 1):
+        if packet_objects(source, table, later):
+            evidence[table] = later
+            return later
+    return None

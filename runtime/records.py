@@ -1,0 +1,118 @@
+"""The records a run writes and returns: what DESIGN §6 step 4 commits, and what a
+run reports.
+
+A CommitRecord is written once per packet (step 4) and read back by every retry, by
+later packets (the committed state) and by operators, so its JSON bytes are a stored
+format: a retry must produce the very same bytes, and a record written by an earlier
+version must still parse.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+from runtime.errors import CorruptRecordError
+from runtime.events import PacketRef
+
+
+class Pending(NamedTuple):
+    """One pending record: what an invocation (or an operator) asked for."""
+
+    key: str
+    refs: tuple[PacketRef, ...]
+    replay: str | None = None
+    late: PacketRef | None = None
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    table: str
+    key: str
+    rows: int
+    sha256: str
+    packet: int | None = None  # the output packet number n (outputs only)
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """What one source packet committed; written once, after all its objects."""
+
+    table: str
+    packet: int
+    outputs: tuple[WrittenObject, ...] = ()
+    quarantine: tuple[WrittenObject, ...] = ()
+    # The dimension state after this packet; for a fact source, its fact memory's
+    # manifest (a replay, which may touch several facts, names them in `memories`).
+    state: str | None = None
+    missing: bool = False  # passed over: no objects while a later packet existed
+    skipped: dict | None = None  # passed over by an operator: reason, by (runtime.operations)
+    replayed: tuple[str, ...] | None = None  # a replay's record: the quarantine files it took
+    replay_requested: bool = False  # a dimension packet that facts were waiting for
+    # A packet processed late (passed over, then its objects came): {"after": consumed
+    # of its table when it ran, "seq": how many late packets of the table ran after
+    # that same consumed packet before it}. Its state follows the table's then.
+    late: dict | None = None
+    memories: tuple[str, ...] = ()  # a replay's: the fact memories after it, one per fact
+
+    def to_json(self) -> bytes:
+        # No wall-clock time in here: a retry must produce the very same bytes.
+        return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, key: str, data: bytes) -> CommitRecord:
+        try:
+            raw = json.loads(data)
+            return cls(
+                table=raw["table"],
+                packet=raw["packet"],
+                outputs=tuple(WrittenObject(**o) for o in raw["outputs"]),
+                quarantine=tuple(WrittenObject(**o) for o in raw["quarantine"]),
+                state=raw["state"],
+                missing=raw["missing"],
+                skipped=raw.get("skipped"),
+                replayed=tuple(raw["replayed"]) if raw.get("replayed") is not None else None,
+                replay_requested=raw.get("replay_requested", False),
+                late=raw.get("late"),
+                memories=tuple(raw.get("memories", ())),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptRecordError(f"commit record {key} is unreadable: {exc}") from exc
+
+
+@dataclass
+class PacketOutcome:
+    packet: str
+    status: str  # committed | recovered | passed_over | skipped | late | ignored
+    outputs: tuple[WrittenObject, ...] = ()
+    quarantine: tuple[WrittenObject, ...] = ()
+    reports: tuple = ()
+    empty_objects: tuple[str, ...] = ()  # objects of the packet that held no lines
+    empty: bool = False  # the packet held no rows at all
+
+
+@dataclass
+class RunSummary:
+    outcomes: list[PacketOutcome] = field(default_factory=list)
+    already_processed: list[str] = field(default_factory=list)
+    late: list[str] = field(default_factory=list)  # passed over, and now their objects exist
+    failed_packet: str | None = None
+
+    def rows_written(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for out in outcome.outputs:
+                totals[out.table] = totals.get(out.table, 0) + out.rows
+        return totals
+
+    def empty_packets(self) -> list[str]:
+        return [o.packet for o in self.outcomes if o.empty]
+
+    def rows_rejected(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for report in outcome.reports:
+                if report.rows_rejected:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected
+        return totals
