@@ -18,6 +18,10 @@ changes.
 Every parsed row keeps `__line`, its line number within the packet (0-based, across
 its objects in key order: the row's identity downstream); a quarantined line is named
 by its object and its 1-based line number within that object.
+
+(Over 300 lines: the streamed block reader and the coercion of each column kind are
+the one boundary where raw rows come in, and a block's line numbers and its coercion
+failures must agree; the line screen is runtime/screen.py.)
 """
 
 from __future__ import annotations
