@@ -62,7 +62,13 @@ def key_timestamp(updated: datetime) -> str:
 
 
 def output_key(table: str, n: int, updated: datetime) -> str:
-    return f"{_output(table)}/{table}_packet_{_positive(n)}_processed_{key_timestamp(updated)}.parquet"
+    return f"{output_packet_prefix(table, n)}processed_{key_timestamp(updated)}.parquet"
+
+
+def output_packet_prefix(table: str, n: int) -> str:
+    """Every object of output packet `n` of `table` starts with this (the trailing `_`
+    keeps packet 1 from matching packet 10)."""
+    return f"{_output(table)}/{table}_packet_{_positive(n)}_"
 
 
 def commit_key(table: str, packet_id: int) -> str:

@@ -73,7 +73,7 @@ def skip(
         raise OperationRefused(f"{commit_key} exists: the packet is committed already")
     for output in SOURCES[table].outputs:
         n = ids.read_packet_id(produced_parameter(prefix, output)) + 1
-        written = store.list_keys(f"{output}/{output}_packet_{n}_")
+        written = store.list_keys(keys.output_packet_prefix(output, n))
         if written:
             raise OperationRefused(
                 f"{written[0]} exists without a commit record: an attempt got as far as writing "

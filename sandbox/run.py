@@ -21,7 +21,7 @@ from pathlib import Path
 import boto3
 import pyarrow.parquet as pq
 
-from runtime import handler
+from runtime import handler, keys
 from runtime.observability import logger
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES
 from sandbox.emulator import moto_server
@@ -141,22 +141,22 @@ def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
 
     say(f"    {'table':<21}{'packets':>8}{'rows':>9}{'rejected':>10}  produced id")
     for table in OUTPUT_TABLES:
-        keys = _keys(s3, names.processed_bucket, f"{table}/")
+        objects = _keys(s3, names.processed_bucket, f"{table}/")
         rows = 0
-        for key in keys:
+        for key in objects:
             path = out / key
             path.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(names.processed_bucket, key, str(path))
             rows += pq.read_metadata(path).num_rows
         rejected = sum(r["rows_rejected"] for r in reports.get(table, []))
         produced = ssm.get_parameter(Name=f"{names.ssm_prefix}/produced/{table}")["Parameter"]["Value"]
-        say(f"    {table:<21}{len(keys):>8}{rows:>9,}{rejected:>10}  {produced}")
+        say(f"    {table:<21}{len(objects):>8}{rows:>9,}{rejected:>10}  {produced}")
     say()
     say("    objects written (Parquet downloaded under " + _rel(out) + "/):")
     for table in OUTPUT_TABLES:
         for key in _keys(s3, names.processed_bucket, f"{table}/"):
             say(f"      s3://{names.processed_bucket}/{key}")
-    quarantined = _keys(s3, names.processed_bucket, "_quarantine/")
+    quarantined = _keys(s3, names.processed_bucket, keys.QUARANTINE)
     if quarantined:
         say("    quarantined rows (downloaded too):")
         for key in quarantined:
@@ -186,10 +186,10 @@ def _show(s3, ssm, names: LocalStack, out: Path, log_path: Path) -> None:
 
 
 def _keys(s3, bucket: str, prefix: str) -> list[str]:
-    keys = []
+    found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(o["Key"] for o in page.get("Contents", ()))
-    return sorted(keys)
+        found.extend(o["Key"] for o in page.get("Contents", ()))
+    return sorted(found)
 
 
 def _rel(path: Path) -> str:
