@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runtime import keys
 from runtime.errors import UnreadableObjectError
@@ -26,8 +28,7 @@ def poisoned():
 def test_status_shows_what_is_held_back(poisoned):
     report = status(poisoned.processed, poisoned.ids, PREFIX)
     assert report["consumed"]["sales_order"] == 0 and report["consumed"]["staff"] == 1
-    assert [p["packets"] for p in report["pending"]] == [[{"table": "sales_order", "id": 1}],
-                                                          [{"table": "sales_order", "id": 2}]]
+    assert [p["packets"] for p in report["pending"]] == [["sales_order:1"], ["sales_order:2"]]
 
 
 def test_skipping_the_poison_packet_lets_the_next_invocation_resume(poisoned, caplog):
@@ -76,6 +77,11 @@ class FakeSqs:
     def delete_message(self, QueueUrl, ReceiptHandle):
         self.messages.pop(ReceiptHandle)
 
+    made_visible: list
+
+    def change_message_visibility(self, QueueUrl, ReceiptHandle, VisibilityTimeout):
+        self.made_visible = [*getattr(self, "made_visible", []), ReceiptHandle]
+
 
 def test_redrive_re_invokes_each_parked_event_once_and_leaves_bad_ones():
     good = {"packets": [{"table": "staff", "id": 3}]}
@@ -85,3 +91,63 @@ def test_redrive_re_invokes_each_parked_event_once_and_leaves_bad_ones():
     assert redrive(sqs, "url", invoked.append) == [good]
     assert invoked == [good] and list(sqs.messages) == ["1"]
     assert redrive(sqs, "url", invoked.append) == []  # safe to run again
+
+
+def test_listing_the_dead_letter_queue_changes_nothing_and_says_why_each_failed():
+    from runtime.operations import dlq_messages
+
+    good = {"packets": [{"table": "staff", "id": 3}]}
+    sqs = FakeSqs([{"requestPayload": good, "requestContext": {"condition": "RetriesExhausted",
+                                                               "approximateInvokeCount": 3},
+                    "responsePayload": {"errorType": "MissingPacketError", "errorMessage": "staff:3 has no objects"}},
+                   {"requestPayload": {"packets": "nope"}}])
+    listed = dlq_messages(sqs, "url")
+    assert [m["event"] for m in listed] == [good, {"packets": "nope"}]
+    assert listed[0]["error"] == "MissingPacketError: staff:3 has no objects" and listed[0]["attempts"] == 3
+    assert [m["valid_event"] for m in listed] == [True, False] and list(sqs.messages) == ["0", "1"]
+    assert sqs.made_visible == ["0", "1"]
+    assert redrive(sqs, "url", lambda e: None, dry_run=True) == [good] and len(sqs.messages) == 2
+
+
+def test_status_names_the_packet_that_blocks_the_others(poisoned):
+    report = status(poisoned.processed, poisoned.ids, PREFIX)
+    assert report["blocking"] == "sales_order:1"
+    assert report["open_waits"] == {} and report["open_gaps"] == []
+
+
+def test_a_dry_run_skip_checks_everything_and_writes_nothing(poisoned):
+    before = {k: poisoned.processed.read(k) for k in poisoned.processed.list_keys("")}
+    plan = skip(poisoned.processed, poisoned.ids, PREFIX, "sales_order", 1, "lost", "me", dry_run=True)
+    assert plan.to_dict()["would_write"] == keys.commit_key("sales_order", 1) and not plan.done
+    with pytest.raises(OperationRefused, match="not the next packet"):
+        skip(poisoned.processed, poisoned.ids, PREFIX, "sales_order", 2, "lost", "me", dry_run=True)
+    assert {k: poisoned.processed.read(k) for k in poisoned.processed.list_keys("")} == before
+
+
+# Any text for any option: argparse's refusal is one bounded ASCII line and exit 2,
+# before anything is read. (The same over moto, state compared, is in
+# tests/integration/test_operations_over_moto.py.)
+_ANY = st.one_of(
+    st.text(max_size=30), st.sampled_from(["0", "-1", "abc", "1e3", "NaN", "\u0661", "9" * 5000, "x" * 100_000,
+                                           "s\u0430les_order", "sales_order\u200b", "_quarantine/\u0430"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(option=st.sampled_from(["--table", "--packet", "--reason", "--by"]), value=_ANY)
+def test_a_bad_argument_is_one_bounded_line_and_exit_2(option, value, capsys):
+    from runtime.operations import build_parser
+
+    args = {"--table": "sales_order", "--packet": "1", "--reason": "r", "--by": "me"} | {option: value}
+    argv = ["skip"] + [x for pair in args.items() for x in pair]
+    try:
+        build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        err = capsys.readouterr().err
+        assert exit_.code == 2
+        assert len(err.strip().splitlines()) == 1 and len(err) <= 1100 and err.isascii(), err[:2000]
+    else:  # accepted: then it is a valid value of that option
+        accepted = value.strip()
+        assert (option == "--packet" and accepted.isdigit() and int(accepted) >= 1) or (
+            option in ("--reason", "--by") and accepted and value.isprintable()
+        ) or (option == "--table" and value == "sales_order"), value
