@@ -6,7 +6,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench audit synth replay clean lock deploy-local
+.PHONY: help run test bench audit synth replay clean lock deploy-local sandbox sandbox-stop diff destroy
+.DEFAULT_GOAL := help
+
+## help: this list (each target and what it does)
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, p, ": "); printf "  make %-14s %s\n", p[1], substr($$0, length(p[1]) + 3); last = "## "; next } \
+	     /^## / && last ~ /^## / { sub(/^## /, ""); printf "  %-19s %s\n", "", $$0 } { last = $$0 }' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.txt runtime/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,12 +36,33 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+## sandbox: `make run`, then moto's server stays up with the data, a dead-letter queue and a
+## stand-in stack, and prints the `export` lines for the on-call commands (docs/operations.md)
+sandbox: $(STAMP)
+	$(PY) -m sandbox.run --keep $(ARGS)
+
+## sandbox-stop: stop the server `make sandbox` left running
+sandbox-stop: $(STAMP)
+	$(PY) -m sandbox.run --stop
+
 ## synth: the CloudFormation template and the bundled Lambda asset in cdk.out/ (no AWS account, no Docker)
 # No instance-metadata probing, notices or telemetry: synth needs nothing from AWS.
 synth: $(STAMP) $(NODE_STAMP)
 	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
 	$(CDK) synth --app "$(PY) app.py" --output cdk.out --no-notices --quiet $(CDK_ARGS)
 	@ls -1 cdk.out/*.template.json
+
+## diff: what a deploy would change: against the deployed stack (AWS credentials, CDK_ARGS="-c stage=prod"),
+## or offline with TEMPLATE=<file> (the last synth's cdk.out/*.template.json, or tests/infra/snapshots/)
+diff: $(STAMP) $(NODE_STAMP)
+	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+	$(CDK) diff --app "$(PY) app.py" --output cdk.out --no-notices $(if $(TEMPLATE),--template $(TEMPLATE)) $(CDK_ARGS)
+
+## destroy: delete the stage's stack (asks first; CDK_ARGS="-c stage=prod"); the buckets, packet-id
+## parameters, log group and dead-letter queue are retained: docs/deploy.md, "Teardown"
+destroy: $(STAMP) $(NODE_STAMP)
+	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+	$(CDK) destroy --app "$(PY) app.py" --output cdk.out --no-notices $(CDK_ARGS)
 
 ## deploy-local: `cdk bootstrap` + `cdk deploy` against moto's server, then the deployed code,
 ## fetched back, run with Python 3.12 on the fixture packets against the deployed resources
@@ -61,9 +88,9 @@ lock: $(STAMP)
 audit: $(STAMP)
 	$(VENV)/bin/pip-audit -r runtime/requirements.txt --progress-spinner off --strict
 
-## replay: ask for a replay of the quarantined facts (the deployed function's env and credentials; ARGS=--function NAME)
+## replay: ask for a replay of the open fact quarantine (STAGE=prod reads the stack; ARGS="--dry-run" or "--invoke")
 replay: $(STAMP)
-	$(PY) -m runtime.operations replay $(ARGS)
+	$(PY) -m runtime.operations $(if $(STAGE),--stage $(STAGE)) replay $(ARGS)
 
 ## reliability: AWS faults at the handler's call sites, real process kills, a 1,000-event
 ## warm-container soak, all against moto's server (about 5 minutes; not part of `make test`)

@@ -1,10 +1,15 @@
-"""Alarms on the processing function, and the encrypted SNS topic that emails them."""
+"""Alarms on the processing function, and the encrypted SNS topic that emails them.
+
+Every alarm has a stable name, `totesys-<stage>-<slug>`, and its description ends with
+a link to its runbook entry, `docs/operations.md#<slug>` (docs/design.md#observability):
+tests/infra/test_alerting.py checks that every alarm in the template has one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Annotations, Duration, RemovalPolicy
+from aws_cdk import Annotations, Aws, Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -32,6 +37,29 @@ DURATION_WARNING_SHARE = 0.8
 # well before the 6-hour maximum event age would drop it into the dead-letter queue.
 EVENT_AGE_WARNING = Duration.hours(1)
 
+# Rows waiting for a dimension key (docs/design.md#waits-and-replays): the runtime counts
+# new waits by table, and, with dimension wait="overdue", the rows that have waited longer
+# than its WAIT_ALARM_HOURS. Only the overdue ones are alarmed: a wait heals itself when
+# the key arrives; one that lasts means the source is wrong, not late.
+ROWS_WAITING = "RowsWaiting"
+# The slug of each alarm: its name is totesys-<stage>-<slug>, its runbook entry the
+# heading of that slug in docs/operations.md.
+SLUGS: dict[str, str] = {
+    "EventFailedAllAttempts": "event-failed-all-attempts",
+    "DeadLettersWaiting": "dead-letters-waiting",
+    "AsyncEventAge": "async-event-age",
+    "AsyncEventsDropped": "async-events-dropped",
+    "DestinationDeliveryFailures": "destination-delivery-failures",
+    "DurationNearTimeout": "duration-near-timeout",
+    "NoInvocations": "no-invocations",
+    ROWS_REJECTED: "rows-rejected",
+    PACKET_GAP: "packet-gap",
+    LATE_PACKET: "late-packet",
+    SCHEMA_DRIFT: "schema-drift",
+    SILENT_MUTATION: "silent-mutation",
+    "FactsWaitingTooLong": "facts-waiting-too-long",
+}
+
 # The runtime's own metrics (runtime/observability.py), alarmed on with a Metrics
 # Insights query over the stage's namespace: the query sums every series of that metric
 # whatever its dimensions, so a table added to runtime/tables.py, or a dimension added
@@ -56,6 +84,12 @@ RUNTIME_METRIC_ALARMS: dict[str, str] = {
 # alarm for a failure that lasts is the dead-letter queue's (the event's last attempt
 # failed), not this metric.
 DASHBOARD_ONLY_METRICS = (PACKETS_PROCESSED, ROWS_WRITTEN, PROCESSING_FAILED)
+# Alarmed by its own rule (only the overdue waits), graphed like the others.
+SPECIALLY_ALARMED_METRICS = (ROWS_WAITING,)
+
+
+def alarm_name(stage: str, construct_id: str) -> str:
+    return f"totesys-{stage}-{SLUGS[construct_id]}"
 
 
 class Alerting(Construct):
@@ -71,8 +105,12 @@ class Alerting(Construct):
         timeout: Duration,
         dead_letter_queue: sqs.IQueue,
         namespace: str,
+        stage: str,
+        runbook_url: str,
+        freshness_hours: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.stage, self.runbook_url = stage, runbook_url
 
         # A customer managed key: the AWS managed SNS key's policy cannot let CloudWatch
         # use it, and alarms must be able to publish to the topic. It protects only
@@ -92,8 +130,22 @@ class Alerting(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
-        # Lets CloudWatch alarms publish: the topic policy, and use of the key.
-        self.topic.grant_publish(iam.ServicePrincipal("cloudwatch.amazonaws.com"))
+        # Lets this stage's CloudWatch alarms publish, and only them (no confused deputy:
+        # an alarm of another account, or another stage, cannot use the topic or the key).
+        cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        only_our_alarms = {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+                                          f":alarm:totesys-{stage}-*"},
+        }
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], principals=[cloudwatch_principal],
+                                resources=[self.topic.topic_arn], conditions=only_our_alarms)
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey*"], principals=[cloudwatch_principal],
+                                resources=["*"], conditions=only_our_alarms)
+        )
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
         if not emails:
@@ -113,9 +165,8 @@ class Alerting(Construct):
             dead_letter_queue.metric_number_of_messages_sent(period=Duration.minutes(1), statistic="Sum"),
             threshold=1,
             description="An event failed its first attempt and both retries (or waited past the "
-            "6-hour maximum age) and is now in the dead-letter queue. The function's error log "
-            "line 'invocation summary' names the packet. Fix the cause, then replay it "
-            "(docs/deploy.md, 'After a failure').",
+            "6-hour maximum age) and is now in the dead-letter queue. `operations status` names the "
+            "packet that blocks and its error; fix the cause, then `operations redrive`.",
         )
         self._alarm(
             "DeadLettersWaiting",
@@ -126,7 +177,7 @@ class Alerting(Construct):
             evaluation_periods=12,
             datapoints_to_alarm=12,
             description="Events have been waiting in the dead-letter queue for an hour: a failed "
-            "event was not replayed. They are kept 14 days, then lost.",
+            "event was not redriven. They are kept 14 days, then lost.",
         )
         self._alarm(
             "AsyncEventAge",
@@ -174,6 +225,32 @@ class Alerting(Construct):
                 threshold=1,
                 description=f"{metric_name} > 0 in namespace {namespace}. {description}",
             )
+        self._alarm(
+            "FactsWaitingTooLong",
+            cloudwatch.MathExpression(
+                # Metrics Insights over our own constant names, not SQL on data.
+                expression=f'SELECT SUM({ROWS_WAITING}) FROM "{namespace}" WHERE wait = \'overdue\'',  # nosec B608
+                label=f"{ROWS_WAITING} overdue (all tables)",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            description="Fact rows have waited longer than the configured age (default 24 h) for a "
+            "dimension key that never came: the source is wrong, not late. `operations quarantine` "
+            "lists the keys they need.",
+        )
+        if freshness_hours:
+            # Silence is a failure too: the ingestion stopped, or its invoke permission broke.
+            self._alarm(
+                "NoInvocations",
+                function.metric_invocations(period=Duration.hours(1), statistic="Sum"),
+                threshold=1,
+                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=freshness_hours,
+                datapoints_to_alarm=freshness_hours,
+                treat_missing=cloudwatch.TreatMissingData.BREACHING,
+                description=f"The function was not invoked for {freshness_hours} hours: the ingestion "
+                "stopped invoking it (or cannot). Nothing is processed until it does.",
+            )
 
     def _alarm(
         self,
@@ -187,17 +264,20 @@ class Alerting(Construct):
         comparison: cloudwatch.ComparisonOperator = (
             cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         ),
+        treat_missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
+        slug = SLUGS[name]
         alarm = cloudwatch.Alarm(
             self,
             name,
+            alarm_name=alarm_name(self.stage, name),
             metric=metric,
             threshold=threshold,
             comparison_operator=comparison,
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=datapoints_to_alarm,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=description,
+            treat_missing_data=treat_missing,
+            alarm_description=f"{description} Runbook: {self.runbook_url}#{slug}",
         )
         action = actions.SnsAction(self.topic)
         alarm.add_alarm_action(action)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -45,3 +46,20 @@ def data_bucket(scope: Construct, construct_id: str, *, bucket_name: str | None)
         )
     )
     return bucket
+
+
+def grant_ingestion_writes(bucket: s3.IBucket, role_arn: str) -> None:
+    """Let the ingestion role write packets into a bucket this stack created
+    (docs/ingestion.md): `s3:PutObject` on its objects, by the bucket's policy.
+
+    An imported bucket's policy is its owner's: this adds nothing there, and
+    docs/ingestion.md says what that owner must grant.
+    """
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="IngestionWritesPackets",
+            principals=[iam.ArnPrincipal(role_arn)],
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects("*")],
+        )
+    )

@@ -10,8 +10,9 @@ in their text form (`-c memory_mb=4096`, `-c alarm_emails=a@x.com,b@y.com`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,9 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:")
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_RUNBOOK = re.compile(r"^(https://[^\s#]{1,400}|[\w./-]{1,200}\.md)$")
+# CloudWatch evaluates at most 7 days of hourly periods.
+MAX_FRESHNESS_HOURS = 168
 
 
 class ConfigError(ValueError):
@@ -78,6 +82,12 @@ class ProcessingConfig:
     # on this machine (synthesis warns loudly): every cold start then compiles about a
     # thousand modules. Only ever an explicit choice; the default fails the build instead.
     require_bytecode: bool = True
+    # Where the alarm descriptions and the dashboard link the runbook: the path in the
+    # repository by default; a URL (the repository's web view) makes them clickable.
+    runbook_url: str = "docs/operations.md"
+    # The freshness alarm fires when no invocation arrived for this many hours (the
+    # ingestion stopped); 0 switches it off (a stage nothing invokes on a schedule).
+    freshness_hours: int = 24
 
     def __post_init__(self) -> None:
         _check(_STAGE.match(self.stage), "stage", self.stage,
@@ -116,6 +126,11 @@ class ProcessingConfig:
             _check(_ROLE_ARN.match(self.ingestion_role_arn), "ingestion_role_arn",
                    self.ingestion_role_arn, "an IAM role ARN")  # fmt: skip
 
+        _check(0 <= self.freshness_hours <= MAX_FRESHNESS_HOURS, "freshness_hours", self.freshness_hours,
+               f"between 0 (off) and {MAX_FRESHNESS_HOURS} hours")  # fmt: skip
+        _check(_RUNBOOK.match(self.runbook_url), "runbook_url", self.runbook_url,
+               "an https:// URL or a path ending in .md, without '#'")  # fmt: skip
+
     @property
     def resolved_stack_name(self) -> str:
         return self.stack_name or f"{DEFAULT_STACK_PREFIX}-{self.stage}"
@@ -147,9 +162,30 @@ class ProcessingConfig:
         return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
+# Context keys that are the CDK's, not settings: feature flags and lookups carry a ':'
+# ("@aws-cdk/...", "aws:cdk:...", "availability-zones:..."); these few do not.
+CDK_OWN_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
+
+
+def check_context_keys(keys: Iterable[str]) -> None:
+    """Refuse a context key that is no setting (`-c stagee=prod`), naming the closest."""
+    settings = [f.name for f in dataclasses.fields(ProcessingConfig)]
+    for key in keys:
+        if ":" in key or key.startswith("@") or key in CDK_OWN_KEYS or key in settings:
+            continue
+        close = difflib.get_close_matches(key, settings, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"unknown context key {_shown(key)}{hint}; the settings are: {', '.join(settings)}")
+
+
+def _shown(value: object) -> str:
+    text = ascii(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text):,} characters)"
+
+
 def _check(ok: object, key: str, value: object, expected: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}: {value!r} is not {expected}")
+        raise ConfigError(f"{key}: {_shown(value)} is not {expected}")
 
 
 def _coerce(key: str, annotation: str, raw: Any) -> Any:
@@ -159,24 +195,24 @@ def _coerce(key: str, annotation: str, raw: Any) -> Any:
             return raw
         if isinstance(raw, str) and raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        raise ConfigError(f"{key}: {raw!r} is not true or false")
+        raise ConfigError(f"{key}: {_shown(raw)} is not true or false")
     if annotation == "int":
         if isinstance(raw, bool):
-            raise ConfigError(f"{key}: {raw!r} is not a whole number")
+            raise ConfigError(f"{key}: {_shown(raw)} is not a whole number")
         if isinstance(raw, int):
             return raw
         if isinstance(raw, str) and re.fullmatch(r"\d+", raw.strip()):
             return int(raw)
-        raise ConfigError(f"{key}: {raw!r} is not a whole number")
+        raise ConfigError(f"{key}: {_shown(raw)} is not a whole number")
     if annotation == "tuple[str, ...]":
         if isinstance(raw, str):
             items = [part.strip() for part in raw.split(",")]
             return tuple(item for item in items if item)
         if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
             return tuple(item.strip() for item in raw)
-        raise ConfigError(f"{key}: {raw!r} is not a list of strings")
+        raise ConfigError(f"{key}: {_shown(raw)} is not a list of strings")
     if not isinstance(raw, str):
-        raise ConfigError(f"{key}: {raw!r} is not a string")
+        raise ConfigError(f"{key}: {_shown(raw)} is not a string")
     value = raw.strip()
     if annotation == "str | None" and value == "":
         return None

@@ -4,7 +4,8 @@ One graph per runtime metric (runtime.observability.METRIC_NAMES), split by tabl
 Metrics Insights query over the stage's namespace, so a new table or metric appears
 without a change here; then the function's own: failures (errors, the dead-letter queue),
 how long events waited (AsyncEventAge: the packets' lag behind the ingestion), and
-duration against the timeout.
+duration against the timeout. At the top: every alarm's state, the dead-letter queue's
+depth, and the runbook.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from runtime.observability import METRIC_NAMES
+
+# Graphed like the runtime's metrics even where runtime/observability.py does not list it yet.
+ROWS_WAITING = "RowsWaiting"
 
 PERIOD = Duration.minutes(5)
 
@@ -37,6 +41,8 @@ def processing_dashboard(
     namespace: str,
     function: lambda_.IFunction,
     dead_letter_queue: sqs.IQueue,
+    alarms: list[cloudwatch.IAlarm],
+    runbook_url: str,
 ) -> cloudwatch.Dashboard:
     dashboard = cloudwatch.Dashboard(
         scope,
@@ -51,7 +57,7 @@ def processing_dashboard(
             width=8,
             height=6,
         )
-        for name in METRIC_NAMES
+        for name in dict.fromkeys((*METRIC_NAMES, ROWS_WAITING))
     ]
     function_graphs = [
         cloudwatch.GraphWidget(
@@ -83,6 +89,24 @@ def processing_dashboard(
             height=6,
         ),
     ]
+    dashboard.add_widgets(
+        cloudwatch.AlarmStatusWidget(title="Alarms (each description links its runbook entry)",
+                                     alarms=alarms, width=12, height=6),
+        cloudwatch.GraphWidget(
+            title="Dead-letter queue: events waiting for a redrive",
+            left=[dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, statistic="Maximum", label="messages visible")],
+            width=8,
+            height=6,
+        ),
+        cloudwatch.TextWidget(
+            markdown=f"**Runbook**: [{runbook_url}]({runbook_url})\n\n"
+            f"`python -m runtime.operations --stage {stage} status` shows what blocks, "
+            "`quarantine` what waits, `dlq` what failed.",
+            width=4,
+            height=6,
+        ),
+    )
     widgets = runtime_graphs + function_graphs
     for row in range(0, len(widgets), 3):
         dashboard.add_widgets(*widgets[row : row + 3])

@@ -30,7 +30,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_app.alerting import Alerting
-from cdk_app.buckets import data_bucket
+from cdk_app.buckets import data_bucket, grant_ingestion_writes
 from cdk_app.config import ProcessingConfig
 from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
@@ -86,6 +86,7 @@ class ProcessingStack(Stack):
         packet_ids.grant_read_write(function)
         if config.ingestion_role_arn is not None:
             function.grant_invoke(iam.ArnPrincipal(config.ingestion_role_arn))
+            grant_ingestion_writes(ingestion, config.ingestion_role_arn)
 
         alerting = Alerting(
             self,
@@ -95,6 +96,9 @@ class ProcessingStack(Stack):
             timeout=timeout,
             dead_letter_queue=processing.dead_letter_queue,
             namespace=config.metric_namespace,
+            stage=config.stage,
+            runbook_url=config.runbook_url,
+            freshness_hours=config.freshness_hours,
         )
         processing_dashboard(
             self,
@@ -103,6 +107,8 @@ class ProcessingStack(Stack):
             namespace=config.metric_namespace,
             function=function,
             dead_letter_queue=processing.dead_letter_queue,
+            alarms=list(alerting.alarms.values()),
+            runbook_url=config.runbook_url,
         )
         _tag_every_resource(self, stage=config.stage)
 
@@ -116,6 +122,8 @@ class ProcessingStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=alerting.topic.topic_arn)
         CfnOutput(self, "IngestionBucketName", value=ingestion.bucket_name)
         CfnOutput(self, "ProcessedBucketName", value=processed.bucket_name)
+        # What `python -m runtime.operations --stage <stage>` reads, with the outputs above.
+        CfnOutput(self, "SsmPrefix", value=config.ssm_prefix)
 
 
 def _retention(days: int) -> logs.RetentionDays:

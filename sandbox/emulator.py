@@ -47,31 +47,43 @@ class MotoServer:
 
 
 @contextmanager
-def moto_server(timeout: float = 30.0) -> Iterator[MotoServer]:
+def moto_server(timeout: float = 30.0, keep: bool = False, log: str | None = None) -> Iterator[MotoServer]:
+    """moto's server for the block; with `keep`, it stays up after the block (its own
+    session, so it outlives this process and a Ctrl-C) and `log` collects its output."""
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
         env={**os.environ, **LOCAL_AWS_ENV},
+        start_new_session=keep,
     )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # nosec B310 (own URL)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"moto server exited with code {process.returncode}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"moto server did not answer on {endpoint} in {timeout}s")
-                time.sleep(0.1)
+        _wait_until_up(process, endpoint, timeout)
         yield MotoServer(process, endpoint)
+    except BaseException:
+        keep = False  # a failed run leaves nothing behind
+        raise
     finally:
-        process.terminate()
+        if not keep:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _wait_until_up(process: subprocess.Popen, endpoint: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # nosec B310 (own URL)
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto server exited with code {process.returncode}") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"moto server did not answer on {endpoint} in {timeout}s") from None
+            time.sleep(0.1)

@@ -5,6 +5,14 @@ would, uploads all eleven fixture tables as ingestion packets (the large ones sp
 several packets, payments as an unpaid and then a paid version, as successive ingestion
 runs would write them), invokes `lambda_handler` once per ingestion run, then shows
 what was written and downloads the Parquet to out/.
+
+`--keep` (`make sandbox`) leaves moto's server up with the run's data, a dead-letter
+queue and a stand-in stack `TotesysProcessing-sandbox` whose outputs name them, and
+prints the `export` lines that point the on-call commands at it (also in
+out/sandbox.env): `python -m runtime.operations --stage sandbox status` then works as
+against a deployed stage. `--invoke EVENT` runs the handler once against that sandbox,
+as Lambda would, and on failure parks the event in its dead-letter queue as Lambda's
+on-failure destination does after the last retry. `--stop` stops it.
 """
 
 from __future__ import annotations
@@ -14,9 +22,14 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# pandera warns about the installed typeguard at import; nothing here uses what it concerns.
+warnings.filterwarnings("ignore", message="Using typeguard < 3", category=UserWarning)
 
 import boto3
 import pyarrow.parquet as pq
@@ -42,15 +55,24 @@ def main(argv: list[str] | None = None) -> int:
         "--bad-rows", action="store_true",
         help="append a few broken sales orders to the last packet, to see the quarantine at work",
     )
+    parser.add_argument("--keep", action="store_true",
+                        help="leave moto's server up with the data, for the on-call commands (make sandbox)")
+    parser.add_argument("--invoke", metavar="EVENT", help="run the handler once on EVENT against a kept sandbox")
+    parser.add_argument("--stop", action="store_true", help="stop a kept sandbox")
     args = parser.parse_args(argv)
     out: Path = args.out
+    if args.invoke is not None:
+        return invoke_sandbox(args.invoke, out / "handler.log.jsonl")
+    stop_sandbox(out)
+    if args.stop:
+        return 0
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     log_path = out / "handler.log.jsonl"
 
     say("1/5 starting moto's server (the local AWS) on 127.0.0.1 ...")
-    with moto_server() as server:
+    with moto_server(keep=args.keep, log=str(out / "moto.log") if args.keep else None) as server:
         say(f"    listening on {server.endpoint}")
         names = LocalStack()
         os.environ.update({**server.env(), **names.env(), "LOG_LEVEL": "INFO"})
@@ -69,7 +91,81 @@ def main(argv: list[str] | None = None) -> int:
 
         say("5/5 what the processed bucket holds now")
         _show(s3, ssm, names, out, log_path)
+        if args.keep:
+            _keep(server, names, out)
     return 1 if failures else 0
+
+
+SANDBOX_STAGE = "sandbox"
+SANDBOX_FUNCTION = "totesys-sandbox-processing"
+
+
+def _keep(server, names: LocalStack, out: Path) -> None:
+    """The dead-letter queue and the stand-in stack, then the exports for the commands."""
+    queue_url = boto3.client("sqs").create_queue(QueueName="totesys-sandbox-dlq")["QueueUrl"]
+    outputs = {"IngestionBucketName": names.ingestion_bucket, "ProcessedBucketName": names.processed_bucket,
+               "SsmPrefix": names.ssm_prefix, "DeadLetterQueueUrl": queue_url, "FunctionName": SANDBOX_FUNCTION}
+    template = {"Resources": {"Sandbox": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
+    boto3.client("cloudformation").create_stack(StackName=f"TotesysProcessing-{SANDBOX_STAGE}",
+                                                TemplateBody=json.dumps(template))
+    exports = {**server.env(), **names.env(), "DEAD_LETTER_QUEUE_URL": queue_url}
+    lines = [f"export {k}={v}" for k, v in exports.items()]
+    (out / "sandbox.env").write_text("\n".join(lines) + "\n")
+    (out / "sandbox.pid").write_text(f"{server.process.pid}\n")
+    say()
+    say(f"the sandbox stays up (moto's server, pid {server.process.pid}, log {_rel(out / 'moto.log')}).")
+    say("point the on-call commands at it (or: source " + _rel(out / "sandbox.env") + "):")
+    say()
+    for line in lines:
+        say(f"  {line}")
+    say()
+    say(f"  .venv/bin/python -m runtime.operations --stage {SANDBOX_STAGE} status")
+    say("  .venv/bin/python -m sandbox.run --invoke '{\"packets\": []}'   # the function, run once")
+    say("  make sandbox-stop                                              # when done")
+
+
+def stop_sandbox(out: Path) -> None:
+    """Stop the moto server a kept sandbox left (by the pid it recorded, if it is ours)."""
+    pid_file = out / "sandbox.pid"
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().strip() or 0)
+    pid_file.unlink()
+    try:
+        if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGTERM)
+            say(f"stopped the sandbox's moto server (pid {pid})")
+    except OSError:
+        pass  # gone already
+
+
+def invoke_sandbox(raw_event: str, log_path: Path) -> int:
+    """The handler once, against the sandbox in the environment, as Lambda runs it; a
+    failure is parked in the dead-letter queue as after Lambda's last retry."""
+    if not os.environ.get("AWS_ENDPOINT_URL") or not os.environ.get("DEAD_LETTER_QUEUE_URL"):
+        print("no sandbox in the environment: run `make sandbox`, then `source out/sandbox.env`", file=sys.stderr)
+        return 2
+    event = json.loads(raw_event)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(log_path, "a") as log, contextlib.redirect_stdout(log):
+            logger.registered_handler.setStream(log)
+            try:
+                result = handler.lambda_handler(event, None)
+            finally:
+                logger.registered_handler.setStream(sys.stderr)
+    except Exception as exc:  # shown in one line, and parked as Lambda would
+        record = {"version": "1.0", "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": 3},
+                  "requestPayload": event, "responseContext": {"functionError": "Unhandled"},
+                  "responsePayload": {"errorType": type(exc).__name__, "errorMessage": str(exc)[:1000]}}
+        boto3.client("sqs").send_message(QueueUrl=os.environ["DEAD_LETTER_QUEUE_URL"], MessageBody=json.dumps(record))
+        print(f"invocation failed: {type(exc).__name__}: {str(exc)[:300]} (parked in the dead-letter queue)",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    print(f"(its log lines: {_rel(log_path)})", file=sys.stderr)
+    return 0
 
 
 def _packets(sales_packets: int, bad_rows: bool) -> dict[str, list[list[bytes]]]:

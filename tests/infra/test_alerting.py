@@ -32,29 +32,18 @@ def test_topic_encrypted_with_a_rotated_customer_key_and_tls_only(template):
     assert template.to_json()["Resources"][key.as_string()]["Type"] == "AWS::KMS::Key"
 
 
-def test_cloudwatch_may_publish_and_use_the_key(template):
-    template.has_resource_properties(
-        "AWS::SNS::TopicPolicy",
-        {
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [Match.object_like({"Effect": "Allow", "Action": "sns:Publish",
-                                        "Principal": {"Service": "cloudwatch.amazonaws.com"}})]
-                )
-            }
-        },
-    )
-    template.has_resource_properties(
-        "AWS::KMS::Key",
-        {
-            "KeyPolicy": {
-                "Statement": Match.array_with(
-                    [Match.object_like({"Principal": {"Service": "cloudwatch.amazonaws.com"},
-                                        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"]})]
-                )
-            }
-        },
-    )
+def test_only_this_stages_alarms_may_publish_and_use_the_key(template_json):
+    # No confused deputy: CloudWatch acting for another account's (or stage's) alarm is refused.
+    (policy,) = resources_of(template_json, "AWS::SNS::TopicPolicy").values()
+    (key,) = resources_of(template_json, "AWS::KMS::Key").values()
+    for statements, action in ((policy["Properties"]["PolicyDocument"]["Statement"], "sns:Publish"),
+                               (key["Properties"]["KeyPolicy"]["Statement"], ["kms:Decrypt", "kms:GenerateDataKey*"])):
+        (allowed,) = [s for s in statements if s["Effect"] == "Allow"
+                      and s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+        assert allowed["Action"] == action
+        assert allowed["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        source_arn = json.dumps(allowed["Condition"]["ArnLike"]["aws:SourceArn"])
+        assert ":alarm:totesys-dev-*" in source_arn and ":cloudwatch:" in source_arn
 
 
 def test_an_email_subscription_per_administrator(template, synth):
@@ -73,7 +62,9 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_on_recovery(template_json):
         properties = alarm["Properties"]
         assert properties["AlarmActions"] == [{"Ref": topic}]
         assert properties["OKActions"] == [{"Ref": topic}]
-        assert properties["TreatMissingData"] == "notBreaching"
+        # Missing data is silence: only the freshness alarm treats it as a failure.
+        expected = "breaching" if properties["AlarmName"] == "totesys-dev-no-invocations" else "notBreaching"
+        assert properties["TreatMissingData"] == expected
         assert properties["AlarmDescription"]
 
 
@@ -129,10 +120,12 @@ def test_duration_near_the_timeout(template, synth):
 
 
 def test_runtime_metrics_alarm_across_every_table_in_the_stage_namespace(template_json, synth):
-    from cdk_app.alerting import DASHBOARD_ONLY_METRICS, RUNTIME_METRIC_ALARMS
+    from cdk_app.alerting import DASHBOARD_ONLY_METRICS, RUNTIME_METRIC_ALARMS, SPECIALLY_ALARMED_METRICS
 
-    # Every metric the runtime emits is alarmed or shown on purpose, none forgotten.
-    assert set(RUNTIME_METRIC_ALARMS) | set(DASHBOARD_ONLY_METRICS) == set(METRIC_NAMES)
+    # Every metric the runtime emits is alarmed or shown on purpose, none forgotten
+    # (RowsWaiting is alarmed on its own rule, whether the runtime lists it yet or not).
+    covered = set(RUNTIME_METRIC_ALARMS) | set(DASHBOARD_ONLY_METRICS) | set(SPECIALLY_ALARMED_METRICS)
+    assert covered in (set(METRIC_NAMES), set(METRIC_NAMES) | set(SPECIALLY_ALARMED_METRICS))
     assert set(RUNTIME_METRIC_ALARMS) == {"RowsRejected", "PacketGap", "LatePacket", "SchemaDrift", "SilentMutation"}
     for stage, template in (("dev", template_json), ("prod", synth(stage="prod").to_json())):
         expressions = {}
@@ -140,7 +133,7 @@ def test_runtime_metrics_alarm_across_every_table_in_the_stage_namespace(templat
             for query in alarm["Properties"].get("Metrics", []):
                 if "Expression" in query:
                     expressions[query["Expression"]] = alarm["Properties"]
-        assert len(expressions) == len(RUNTIME_METRIC_ALARMS)
+        assert len(expressions) == len(RUNTIME_METRIC_ALARMS) + 1  # and the overdue waits
         for name in RUNTIME_METRIC_ALARMS:
             assert name in METRIC_NAMES  # the runtime emits it under this very name
             expression = f'SELECT SUM({name}) FROM "TotesysProcessing/{stage}"'
@@ -152,13 +145,49 @@ def test_runtime_metrics_alarm_across_every_table_in_the_stage_namespace(templat
             assert query["ReturnData"] is True and query["Period"] == 300
 
 
+def _alarm_names(template_json) -> set[str]:
+    return {a["Properties"]["AlarmName"] for a in _alarms(template_json)}
+
+
+def test_every_alarm_has_a_stable_name_and_links_its_runbook_entry(template_json, synth):
+    from tests.infra.test_docs import DOCS, markdown_anchors
+
+    names = _alarm_names(template_json)
+    assert len(names) == len(_alarms(template_json)) == 13
+    anchors = markdown_anchors((DOCS / "operations.md").read_text())
+    for alarm in _alarms(template_json):
+        name, description = alarm["Properties"]["AlarmName"], alarm["Properties"]["AlarmDescription"]
+        assert re.fullmatch(r"totesys-dev-[a-z]+(-[a-z]+)*", name), name
+        slug = name.removeprefix("totesys-dev-")
+        assert description.endswith(f"Runbook: docs/operations.md#{slug}"), description
+        assert slug in anchors, f"docs/operations.md has no runbook entry for {name}"
+    prod = synth(stage="prod", runbook_url="https://example.com/totesys/blob/main/docs/operations.md")
+    prod_alarms = _alarms(prod.to_json())
+    assert {a["Properties"]["AlarmName"] for a in prod_alarms} == {n.replace("-dev-", "-prod-") for n in names}
+    assert all("Runbook: https://example.com/totesys/blob/main/docs/operations.md#" in a["Properties"]
+               ["AlarmDescription"] for a in prod_alarms)
+
+
 def test_the_alarm_table_in_the_deploy_guide_names_every_alarm(template_json):
     from tests.infra.test_docs import DOCS, _table_rows
 
     documented = {row[0].strip("`") for row in _table_rows((DOCS / "deploy.md").read_text(), "alarm")}
-    synthesized = {re.sub(r"^Alerting(\w+?)[0-9A-F]{8}$", r"\1", logical_id)
-                   for logical_id in resources_of(template_json, "AWS::CloudWatch::Alarm")}  # fmt: skip
+    synthesized = {n.replace("totesys-dev-", "totesys-<stage>-") for n in _alarm_names(template_json)}
     assert synthesized == documented
+
+
+def test_overdue_waits_alarm_and_freshness_alarm(template_json, synth):
+    (waits,) = [a["Properties"] for a in _alarms(template_json)
+                if a["Properties"]["AlarmName"] == "totesys-dev-facts-waiting-too-long"]
+    (query,) = waits["Metrics"]
+    assert query["Expression"] == 'SELECT SUM(RowsWaiting) FROM "TotesysProcessing/dev" WHERE wait = \'overdue\''
+    (fresh,) = [a["Properties"] for a in _alarms(template_json)
+                if a["Properties"]["AlarmName"] == "totesys-dev-no-invocations"]
+    assert (fresh["Namespace"], fresh["MetricName"], fresh["Statistic"], fresh["Period"]) == (
+        "AWS/Lambda", "Invocations", "Sum", 3600)
+    assert fresh["ComparisonOperator"] == "LessThanThreshold" and fresh["Threshold"] == 1
+    assert fresh["EvaluationPeriods"] == fresh["DatapointsToAlarm"] == 24
+    assert "totesys-dev-no-invocations" not in _alarm_names(synth(freshness_hours=0).to_json())
 
 
 def _dashboard_body(template_json) -> dict:
@@ -178,13 +207,19 @@ def test_dashboard_graphs_every_runtime_metric_by_table_and_the_function(templat
                 if isinstance(item, dict) and "expression" in item:
                     expressions.add(item["expression"])
             metric_names.update(item for item in metric if isinstance(item, str))
-    for name in METRIC_NAMES:
+    for name in (*METRIC_NAMES, "RowsWaiting"):
         assert f'SELECT SUM({name}) FROM "TotesysProcessing/dev" GROUP BY "table"' in expressions, name
     for name in ("Errors", "AsyncEventAge", "Duration", "AsyncEventsDropped", "DestinationDeliveryFailures",
                  "NumberOfMessagesSent"):  # fmt: skip
         assert name in metric_names, name
     (dashboard,) = resources_of(template_json, "AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "totesys-processing-dev"
+    # At the top: every alarm's state, the dead-letter queue's depth, the runbook.
+    (status,) = [w for w in widgets if w["type"] == "alarm"]
+    assert len(status["properties"]["alarms"]) == 13
+    assert "ApproximateNumberOfMessagesVisible" in metric_names
+    (text,) = [w for w in widgets if w["type"] == "text"]
+    assert "docs/operations.md" in text["properties"]["markdown"]
 
 
 def test_no_alarm_emails_is_allowed_but_warned(synth):

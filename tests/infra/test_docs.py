@@ -41,6 +41,17 @@ def test_infrastructure_table_matches_the_synthesized_resource_types(template_js
     assert documented - synthesized - CLI_ONLY_TYPES == set(), "in docs/infrastructure.md but not synthesized"
 
 
+def markdown_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub makes of a document's headings (lower case, spaces to '-',
+    punctuation but '-' and '_' dropped), and explicit `<a id="...">` ones."""
+    anchors = set(re.findall(r'<a id="([^"]+)"', markdown))
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return anchors
+
+
 def _render(default: object) -> str:
     if default is None:
         return "none"
