@@ -211,8 +211,8 @@ def _run(args, where: Location, clients, confirm: Callable[[str], bool]) -> int:
             raise OperationRefused("not confirmed: nothing skipped (pass --yes in scripts)")
         record = skip(store, ids, prefix, args.table, args.packet, args.reason, args.by)
         _print(json.dumps(asdict(record), indent=1))
-        _then_invoke(args, where, clients, f"{args.table}:{args.packet} is committed as skipped; "
-                     "the invocation that runs next moves the ids on and resumes")
+        _then_invoke(args, where, clients, f"{args.table}:{args.packet} is committed as skipped "
+                     "(the ids move on and processing resumes)")
         return 0
     if command == "late":
         ingestion = clients.ingestion(where.need("ingestion_bucket"))
@@ -295,9 +295,9 @@ class Clients:
 def _then_invoke(args, where: Location, clients, what: str) -> None:
     if args.invoke:
         clients.invoker(where.need("function"))({"packets": []})
-        _note(f"{what}; it runs in the invocation just started.")
+        _note(f"{what}: the invocation just started carries it out.")
     else:
-        _note(f"{what}; it runs in the next invocation (or pass --invoke).")
+        _note(f"{what}: the next invocation carries it out (or pass --invoke to start one now).")
 
 
 def _last_error(clients, where: Location) -> str | None:

@@ -38,7 +38,15 @@ from runtime import handler, keys
 from runtime.observability import logger
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES
 from sandbox.emulator import moto_server
-from sandbox.seed import LocalStack, create_resources, fixture_lines, payment_versions, split, upload_packet
+from sandbox.seed import (
+    LocalStack,
+    create_resources,
+    fixture_lines,
+    packet_key,
+    payment_versions,
+    split,
+    upload_packet,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,10 +67,26 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave moto's server up with the data, for the on-call commands (make sandbox)")
     parser.add_argument("--invoke", metavar="EVENT", help="run the handler once on EVENT against a kept sandbox")
     parser.add_argument("--stop", action="store_true", help="stop a kept sandbox")
+    parser.add_argument("--upload", metavar="TABLE:ID",
+                        help="put packet ID of TABLE into a kept sandbox's ingestion bucket (5 fixture rows)")
+    parser.add_argument("--truncated", action="store_true", help="with --upload: a broken .jsonl.gz instead")
+    parser.add_argument("--redrive", action="store_true",
+                        help="redrive a kept sandbox's dead-letter queue through the handler (no Lambda here)")
     args = parser.parse_args(argv)
     out: Path = args.out
     if args.invoke is not None:
         return invoke_sandbox(args.invoke, out / "handler.log.jsonl")
+    if args.upload is not None:
+        return upload_to_sandbox(args.upload, args.truncated)
+    if args.redrive:
+        from runtime.operations import redrive
+
+        def run(event: dict) -> None:
+            invoke_sandbox(json.dumps(event), out / "handler.log.jsonl")
+
+        done = redrive(boto3.client("sqs"), os.environ["DEAD_LETTER_QUEUE_URL"], run)
+        say(f"redriven: {json.dumps(done)}")
+        return 0
     stop_sandbox(out)
     if args.stop:
         return 0
@@ -138,6 +162,24 @@ def stop_sandbox(out: Path) -> None:
             say(f"stopped the sandbox's moto server (pid {pid})")
     except OSError:
         pass  # gone already
+
+
+def upload_to_sandbox(packet: str, truncated: bool) -> int:
+    """Packet `table:id` in the sandbox's ingestion bucket: 5 rows of the table's
+    fixture (re-sent rows, as an ingestion's boundary rows are), or a broken object."""
+    table, _, packet_id = packet.partition(":")
+    bucket = os.environ.get("INGESTION_BUCKET", "")
+    if not bucket or not packet_id.isdigit():
+        print("usage: --upload TABLE:ID, with the sandbox's exports (source out/sandbox.env)", file=sys.stderr)
+        return 2
+    s3 = boto3.client("s3")
+    if truncated:
+        key = packet_key(table, int(packet_id), [], gz=True)
+        s3.put_object(Bucket=bucket, Key=key, Body=b"\x1f\x8b truncated upload")
+    else:
+        key = upload_packet(s3, bucket, table, int(packet_id), fixture_lines(table)[-5:])
+    say(f"s3://{bucket}/{key}")
+    return 0
 
 
 def invoke_sandbox(raw_event: str, log_path: Path) -> int:
