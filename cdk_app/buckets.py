@@ -63,3 +63,10 @@ def grant_ingestion_writes(bucket: s3.IBucket, role_arn: str) -> None:
             resources=[bucket.arn_for_objects("*")],
         )
     )
+
+
+def grant_key_use(function, key_arn: str, *, write: bool) -> None:
+    """Let the function use an imported bucket's SSE-KMS key: Decrypt to read, and
+    GenerateDataKey to write (docs/ingestion.md)."""
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"]
+    function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[key_arn]))

@@ -35,6 +35,7 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _FUNCTION_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:")
 _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]{1,100}$")
 _RUNBOOK = re.compile(r"^(https://[^\s#]{1,400}|[\w./-]{1,200}\.md)$")
 # CloudWatch evaluates at most 7 days of hourly periods.
 MAX_FRESHNESS_HOURS = 168
@@ -82,6 +83,11 @@ class ProcessingConfig:
     # on this machine (synthesis warns loudly): every cold start then compiles about a
     # thousand modules. Only ever an explicit choice; the default fails the build instead.
     require_bytecode: bool = True
+    # The customer managed KMS key of an imported bucket that is SSE-KMS
+    # (docs/ingestion.md): the function's role is granted its use (Decrypt; and
+    # GenerateDataKey for the processed bucket, which it writes). Only with the bucket.
+    ingestion_bucket_kms_key_arn: str | None = None
+    processed_bucket_kms_key_arn: str | None = None
     # Where the alarm descriptions and the dashboard link the runbook: the path in the
     # repository by default; a URL (the repository's web view) makes them clickable.
     runbook_url: str = "docs/operations.md"
@@ -126,6 +132,15 @@ class ProcessingConfig:
             _check(_ROLE_ARN.match(self.ingestion_role_arn), "ingestion_role_arn",
                    self.ingestion_role_arn, "an IAM role ARN")  # fmt: skip
 
+        for bucket_key in ("ingestion_bucket", "processed_bucket"):
+            key_arn = getattr(self, f"{bucket_key}_kms_key_arn")
+            if key_arn is None:
+                continue
+            _check(_KMS_KEY_ARN.match(key_arn), f"{bucket_key}_kms_key_arn", key_arn,
+                   "a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")  # fmt: skip
+            if getattr(self, bucket_key) is None:
+                raise ConfigError(f"{bucket_key}_kms_key_arn is for an imported bucket: pass {bucket_key} "
+                                  "too (a bucket the stack creates is SSE-S3)")
         _check(0 <= self.freshness_hours <= MAX_FRESHNESS_HOURS, "freshness_hours", self.freshness_hours,
                f"between 0 (off) and {MAX_FRESHNESS_HOURS} hours")  # fmt: skip
         _check(_RUNBOOK.match(self.runbook_url), "runbook_url", self.runbook_url,

@@ -11,7 +11,10 @@ modules). Users keep such an interpreter in different places, so this looks, in 
 5. uv's: `uv python find 3.12`.
 
 Each candidate is run once to check its version, so a broken shim or a stale symlink is
-passed over, and the report says which one was taken and how it was found.
+passed over, and the report says which one was taken and how it was found. The path kept
+is the interpreter's own (`sys.executable` as it reports it), never a pyenv shim: a shim
+resolves its version from PYENV_VERSION, `.python-version` and PYENV_ROOT, which a later
+run with a stripped environment (the cold start of the deployed code) does not have.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LAMBDA_PYTHON_ENV = "LAMBDA_PYTHON"
-_PROBE = "import platform; print(platform.python_version())"
+_PROBE = "import platform, sys; print(platform.python_version()); print(sys.executable)"
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,11 @@ class Interpreter:
     path: str
     version: str  # full version, e.g. "3.12.1"
     found_by: str  # "LAMBDA_PYTHON", "this interpreter", "PATH", "pyenv", "uv"
+    via: str | None = None  # what was found, when it is not the interpreter itself (a shim)
 
     def __str__(self) -> str:
-        return f"Python {self.version} at {self.path} (found by {self.found_by})"
+        via = f" via {self.via}" if self.via else ""
+        return f"Python {self.version} at {self.path} (found by {self.found_by}{via})"
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,10 @@ def find_interpreter(minor: str, env: Mapping[str, str] | None = None) -> Search
     tried: list[str] = []
 
     def probe(path: str, found_by: str) -> Interpreter | None:
-        version = _version_of(path, env)
+        version, real = _version_of(path, env)
         if version is not None and _minor(version) == minor:
+            if real and real != path:
+                return Interpreter(path=real, version=version, found_by=found_by, via=path)
             return Interpreter(path=path, version=version, found_by=found_by)
         tried.append(f"{found_by}: {path} ({'runs ' + version if version else 'does not run'})")
         return None
@@ -112,11 +119,17 @@ def _pyenv_candidates(minor: str, env: Mapping[str, str], tried: list[str]) -> l
     return [str(d / "bin" / f"python{minor}") for _, d in versions]
 
 
-def _version_of(path: str, env: Mapping[str, str]) -> str | None:
+def _version_of(path: str, env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The version a candidate runs, and the interpreter's own path if it is another
+    existing file (a shim or a wrapper script exec'ing the real one)."""
     result = _run([path, "-c", _PROBE], env)
     if result is None or result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+        return None, None
+    lines = result.stdout.strip().splitlines()
+    if not lines:
+        return None, None
+    real = lines[1].strip() if len(lines) > 1 else ""
+    return lines[0].strip(), (real if real and os.path.isfile(real) and os.access(real, os.X_OK) else None)
 
 
 def _run(command: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str] | None:

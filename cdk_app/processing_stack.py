@@ -30,7 +30,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_app.alerting import Alerting
-from cdk_app.buckets import data_bucket, grant_ingestion_writes
+from cdk_app.buckets import data_bucket, grant_ingestion_writes, grant_key_use
 from cdk_app.config import ProcessingConfig
 from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
@@ -84,6 +84,10 @@ class ProcessingStack(Stack):
 
         _grant_data_access(function, ingestion=ingestion, processed=processed)
         packet_ids.grant_read_write(function)
+        if config.ingestion_bucket_kms_key_arn:
+            grant_key_use(function, config.ingestion_bucket_kms_key_arn, write=False)
+        if config.processed_bucket_kms_key_arn:
+            grant_key_use(function, config.processed_bucket_kms_key_arn, write=True)
         if config.ingestion_role_arn is not None:
             function.grant_invoke(iam.ArnPrincipal(config.ingestion_role_arn))
             grant_ingestion_writes(ingestion, config.ingestion_role_arn)

@@ -193,8 +193,12 @@ def main() -> int:
 
     if not CDK.exists():
         raise SystemExit("the CDK CLI is not installed: run `npm ci` (make deploy-local does)")
+    # Resolved once (a pyenv shim to the interpreter it runs) and used everywhere: by the
+    # bundler inside `cdk deploy` (LAMBDA_PYTHON) and for the cold run, whose stripped
+    # environment a shim would not survive.
     python = resolve_bytecode(Target("3.12", os.uname().machine), required=True).interpreter
     assert python is not None
+    say(f"the runtime's Python: {python}")
     started = time.monotonic()
     process, endpoint = start_moto()
     say(f"moto's server: {endpoint}")
@@ -207,6 +211,7 @@ def main() -> int:
             # localhost is 127.0.0.1 here, where moto listens; never ::1 first.
             "NODE_OPTIONS": "--dns-result-order=ipv4first",
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "18,20",
+            "LAMBDA_PYTHON": python.path,
         }  # fmt: skip
         for unset in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
             env.pop(unset, None)
@@ -259,8 +264,10 @@ def main() -> int:
             for table in OUTPUT_TABLES:
                 objects = s3.list_objects_v2(Bucket=processed, Prefix=f"{table}/").get("Contents", [])
                 total += len(objects)
+                # The run reports rows per table, not per object: said once, for the table.
+                say(f"  {table}: {run.rows_written.get(table, 0):,} rows in {len(objects)} objects")
                 for obj in objects:
-                    say(f"  {obj['Key']}  {obj['Size']:,} bytes  ({run.rows_written.get(table, 0):,} rows)")
+                    say(f"    {obj['Key']}  {obj['Size']:,} bytes")
             consumed = {s.name: ssm.get_parameter(Name=f"{prefix}/consumed/{s.name}")["Parameter"]["Value"]
                         for s in SOURCE_TABLES}  # fmt: skip
             say(f"  consumed packet ids: {consumed}")

@@ -67,3 +67,24 @@ def test_named_buckets_are_imported_not_created(synth):
     template = synth(ingestion_bucket="totes-ingestion", processed_bucket="totes-processed")
     template.resource_count_is("AWS::S3::Bucket", 0)
     template.resource_count_is("AWS::S3::BucketPolicy", 0)
+
+
+def test_the_ingestion_role_may_put_packets_into_a_created_ingestion_bucket_only(template_json, synth):
+    from tests.infra.conftest import FULL_CONTEXT, resources_of
+
+    role = FULL_CONTEXT["ingestion_role_arn"]
+    statements = [s for policy in resources_of(template_json, "AWS::S3::BucketPolicy").values()
+                  for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "IngestionWritesPackets"]
+    (grant,) = statements
+    assert grant["Principal"] == {"AWS": role} and grant["Action"] == "s3:PutObject"
+    assert grant["Resource"]["Fn::Join"][1][0]["Fn::GetAtt"][0].startswith("IngestionBucket")
+    imported = synth(ingestion_bucket="their-ingestion-bucket").to_json()
+    assert "IngestionWritesPackets" not in str(imported)
+
+
+def test_an_imported_buckets_kms_key_is_granted_to_the_function_role(synth):
+    from tests.infra.conftest import policy_statements
+
+    key = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    template = synth(ingestion_bucket="their-ingestion-bucket", ingestion_bucket_kms_key_arn=key).to_json()
+    assert {"Action": "kms:Decrypt", "Effect": "Allow", "Resource": key} in policy_statements(template)

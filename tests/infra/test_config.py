@@ -81,3 +81,44 @@ def test_every_accepted_log_retention_maps_to_a_cloudwatch_value():
 
     for days in LOG_RETENTION_DAYS:
         assert isinstance(_retention(days), logs.RetentionDays)
+
+
+def test_an_unknown_context_key_is_refused_naming_it_the_closest_and_the_valid_keys():
+    from cdk_app.config import check_context_keys
+
+    with pytest.raises(ConfigError) as refused:
+        check_context_keys(["stagee", "@aws-cdk/core:checkSecretUsage", "aws:cdk:version-reporting"])
+    message = str(refused.value)
+    assert "unknown context key 'stagee' (did you mean stage?)" in message
+    assert "stage, stack_name, ingestion_bucket" in message
+    check_context_keys(["stage", "memory_mb", "availability-zones:account=1:region=x", "acknowledged-issue-numbers"])
+
+
+@pytest.mark.parametrize("context, says", [
+    ({"memory_mb": "lots"}, "memory_mb: 'lots' is not a whole number"),
+    ({"stage": "Prod\u0430" * 1000}, "characters) is not lower-case"),
+    ({"freshness_hours": "200"}, "freshness_hours: 200 is not between 0 (off) and 168 hours"),
+    ({"runbook_url": "javascript:alert(1)"}, "runbook_url"),
+    ({"ingestion_bucket_kms_key_arn": "arn:aws:kms:eu-west-2:123456789012:key/abc"}, "pass ingestion_bucket too"),
+    ({"processed_bucket": "b-1", "processed_bucket_kms_key_arn": "alias/x"}, "is not a KMS key ARN"),
+])
+def test_bad_values_are_one_bounded_line_naming_the_key(context, says):
+    with pytest.raises(ConfigError) as refused:
+        _from(**context)
+    assert says in str(refused.value) and "\n" not in str(refused.value) and len(str(refused.value)) < 1000
+
+
+def test_the_app_refuses_a_mistyped_key_in_one_line_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "CDK_CONTEXT_JSON": '{"stagee": "prod"}', "CDK_OUTDIR": "/nonexistent"}
+    done = subprocess.run([sys.executable, "app.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "cdk context refused: unknown context key 'stagee' (did you mean stage?); the settings are: "
+        + ", ".join(ProcessingConfig.defaults())
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,56 @@ def test_synthesis_without_bytecode_only_on_request_and_loudly(no_python_312, ca
     _, stack = build_stack({"bundle": True, "require_bytecode": "false"})
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("ships NO .pyc"))
     assert "ships NO .pyc" in capsys.readouterr().err
+
+
+def _real_python(path: Path, version: str) -> Path:
+    """An interpreter that reports its version and its own path, as the probe asks."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho {version}\necho "$0"\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_a_pyenv_shim_is_resolved_to_the_interpreter_it_runs(tmp_path):
+    # A shim picks its version from PYENV_VERSION (or .python-version): it works in the
+    # deployer's shell and fails in the stripped environment of a later cold run.
+    real = _real_python(tmp_path / "pyenv" / "versions" / "3.12.1" / "bin" / "python3.12", "3.12.1")
+    shim = tmp_path / "shims" / "python3.12"
+    shim.parent.mkdir()
+    shim.write_text('#!/bin/sh\n[ -n "$PYENV_VERSION" ] || { echo "pyenv: python3.12: command not found" >&2; '
+                    f'exit 127; }}\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    env = {"PATH": str(tmp_path / "shims"), "PYENV_VERSION": "3.12.1", "PYENV_ROOT": str(tmp_path / "none")}
+    found = find_interpreter("3.12", env).interpreter
+    assert found is not None and found.found_by == "PATH"
+    assert found.path == str(real) and found.via == str(shim)
+    assert "via" in str(found)
+    # The resolved path runs with nothing in the environment; the shim does not.
+    assert subprocess.run([found.path, "-c", "pass"], env={}, capture_output=True).returncode == 0
+    assert subprocess.run([str(shim), "-c", "pass"], env={}, capture_output=True).returncode == 127
+
+
+def _pyenv_312() -> tuple[Path, str] | None:
+    pyenv = shutil.which("pyenv")
+    if pyenv is None:
+        return None
+    root = Path(subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip())
+    versions = sorted(d.name for d in (root / "versions").glob("3.12.*"))
+    return (root, versions[-1]) if versions else None
+
+
+@pytest.mark.skipif(_pyenv_312() is None, reason="this machine has no pyenv with a 3.12")
+@pytest.mark.parametrize("how", ["PYENV_VERSION", ".python-version"])
+def test_the_machines_pyenv_shim_resolves_to_a_real_312_that_runs_without_an_environment(tmp_path, how):
+    root, version = _pyenv_312()
+    env = {"PATH": f"{root / 'shims'}:{root / 'bin'}:/usr/bin:/bin", "PYENV_ROOT": str(root), "HOME": str(tmp_path)}
+    if how == "PYENV_VERSION":
+        env["PYENV_VERSION"] = version
+    else:
+        (tmp_path / ".python-version").write_text(f"{version}\n")
+        env["PYENV_DIR"] = str(tmp_path)  # where pyenv looks for .python-version
+    found = find_interpreter("3.12", env).interpreter
+    assert found is not None and "/shims/" not in found.path, found
+    assert Path(found.path).resolve().is_relative_to(root / "versions" / version)
+    done = subprocess.run([found.path, "-c", "import sys; print(sys.version)"], env={}, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith(version)
