@@ -151,3 +151,26 @@ def test_a_bad_argument_is_one_bounded_line_and_exit_2(option, value, capsys):
         assert (option == "--packet" and accepted.isdigit() and int(accepted) >= 1) or (
             option in ("--reason", "--by") and accepted and value.isprintable()
         ) or (option == "--table" and value == "sales_order"), value
+
+
+def test_every_command_and_option_says_what_it_is_for_in_whole_sentences():
+    import argparse
+
+    from runtime.operations import build_parser
+
+    parser = build_parser()
+    assert parser.description.endswith("(docs/operations.md)")
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == {"status", "quarantine", "dlq", "skip", "late", "redrive", "replay"}
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help and not action.help.endswith((",", " and", " or")), (name, action.dest)
+
+
+def test_the_runbooks_logs_insights_query_selects_the_summary_fields():
+    from pathlib import Path
+
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    assert "fields @timestamp, level, message, summary.failed_packet, summary.error" in runbook
+    assert "message, failed_packet" not in runbook
