@@ -84,6 +84,10 @@ class ProcessingFunction(Construct):
 
         self.bytecode: Bytecode | None = None
         if bundle:
+            # The first build pip-installs the pinned wheels and compiles the bytecode:
+            # say so, or a first synth is silent for the best part of a minute.
+            print(f"Lambda asset ({architecture.name}): finding Python {LAMBDA_RUNTIME.name[-4:]}, then "
+                  "building it unless cdk.out/ has it (about a minute the first time)...", file=sys.stderr, flush=True)
             self.bytecode = resolve_bytecode(Target.for_lambda(LAMBDA_RUNTIME, architecture), required=require_bytecode)
             if self.bytecode.interpreter is None:
                 _warn_no_bytecode(self)
