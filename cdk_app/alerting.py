@@ -155,6 +155,9 @@ class Alerting(Construct):
             )
 
         self.alarms: dict[str, cloudwatch.Alarm] = {}
+        # The names as plain text: what refers to the alarms by name needs no reference
+        # to the resources (the dashboard's alarm widget).
+        self.alarm_names: list[str] = []
         timeout_ms = timeout.to_milliseconds()
 
         # Failure that lasts: the event's last attempt failed (or it expired), so Lambda
@@ -283,3 +286,4 @@ class Alerting(Construct):
         alarm.add_alarm_action(action)
         alarm.add_ok_action(action)
         self.alarms[name] = alarm
+        self.alarm_names.append(alarm_name(self.stage, name))

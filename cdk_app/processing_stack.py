@@ -111,7 +111,7 @@ class ProcessingStack(Stack):
             namespace=config.metric_namespace,
             function=function,
             dead_letter_queue=processing.dead_letter_queue,
-            alarms=list(alerting.alarms.values()),
+            alarm_names=alerting.alarm_names,
             runbook_url=config.runbook_url,
         )
         _tag_every_resource(self, stage=config.stage)

@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore", message="Using typeguard < 3", category=UserWa
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Mapping  # noqa: E402
 from dataclasses import asdict  # noqa: E402
@@ -56,7 +57,10 @@ class Parser(argparse.ArgumentParser):
     """argparse, with every usage error as one bounded line and exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: refused: {one_line(message)} (see --help)", file=sys.stderr)
+        # Our own checks name the option already: "argument --table: --table '...'" says it twice.
+        message = re.sub(r"^argument (--[a-z-]+): (?=\1 )", "", message)
+        prog = self.prog.replace("python -m runtime.", "")
+        print(f"{prog}: refused: {one_line(message)} (see --help)", file=sys.stderr)
         raise SystemExit(EXIT_REFUSED)
 
 
