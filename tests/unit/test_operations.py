@@ -174,3 +174,22 @@ def test_the_runbooks_logs_insights_query_selects_the_summary_fields():
     runbook = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     assert "fields @timestamp, level, message, summary.failed_packet, summary.error" in runbook
     assert "message, failed_packet" not in runbook
+
+
+def test_a_dry_run_late_and_replay_check_everything_and_write_nothing():
+    from runtime.operations import late, replay
+
+    h = Harness()
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 3, [sales_order(3)])
+    h.invoke("sales_order:1", "sales_order:3")  # 2 is passed over
+    h.upload("sales_order", 2, [sales_order(2)])
+    before = {k: h.processed.read(k) for k in h.processed.list_keys("")}
+    assert late(h.processed, h.ingestion, "sales_order", 2, dry_run=True) == ""
+    with pytest.raises(OperationRefused, match="not passed over"):
+        late(h.processed, h.ingestion, "sales_order", 3, dry_run=True)
+    assert replay(h.processed, dry_run=True).detail["files"] == []
+    assert replay(h.processed).done is False  # nothing open: no replay number claimed
+    assert {k: h.processed.read(k) for k in h.processed.list_keys("")} == before
+    assert late(h.processed, h.ingestion, "sales_order", 2).startswith("_pending/")
