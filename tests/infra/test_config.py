@@ -122,3 +122,16 @@ def test_the_app_refuses_a_mistyped_key_in_one_line_without_a_traceback():
         "cdk context refused: unknown context key 'stagee' (did you mean stage?); the settings are: "
         + ", ".join(ProcessingConfig.defaults())
     ]
+
+
+def test_the_cloud_assembly_keeps_only_the_stage_just_synthesized(tmp_path):
+    import app
+
+    for name in ("TotesysProcessing-dev", "TotesysProcessing-prod"):
+        (tmp_path / f"{name}.template.json").write_text("{}")
+        (tmp_path / f"{name}.assets.json").write_text("{}")
+    (tmp_path / "asset.abc123").mkdir()  # the asset cache stays
+    removed = app.keep_only(tmp_path, "TotesysProcessing-prod")
+    assert sorted(removed) == ["TotesysProcessing-dev.assets.json", "TotesysProcessing-dev.template.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "TotesysProcessing-prod.assets.json", "TotesysProcessing-prod.template.json", "asset.abc123"]
