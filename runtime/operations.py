@@ -306,9 +306,17 @@ def _then_invoke(args, where: Location, clients, what: str) -> None:
 
 def _last_error(clients, where: Location) -> str | None:
     """The newest dead-letter message's error, when the queue is known and readable."""
+    from runtime.operations_where import explain
+
     if where.dead_letter_queue_url is None:
         return None
-    messages = dlq_messages(clients.sqs(), where.dead_letter_queue_url)
+    try:
+        messages = dlq_messages(clients.sqs(), where.dead_letter_queue_url)
+    except Exception as exc:  # noqa: BLE001 - status still shows the rest
+        failure = explain(exc)
+        if failure is None:
+            raise
+        return f"(the dead-letter queue could not be read: {failure})"
     dated = [m for m in messages if m["error"]]
     return max(dated, key=lambda m: int(m["sent"] or 0))["error"] if dated else None
 
