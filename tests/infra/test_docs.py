@@ -78,3 +78,19 @@ def test_deploy_guide_covers_what_a_deployer_needs():
                    "make deploy-local", "from the profile", "stage=prod", "on-success destination", "make lock",
                    "require_bytecode=false", "EventFailedAllAttempts"):  # fmt: skip
         assert needed in text, needed
+
+
+def test_the_ingestion_contract_says_what_the_ingestion_side_needs():
+    text = (DOCS / "ingestion.md").read_text()
+    for needed in ("{table}/{table}_packet_{id}_", ".jsonl.gz", '"packets"', 'InvocationType="Event"',
+                   "lambda:InvokeFunction", "s3:PutObject", "IngestionWritesPackets", "versioned", "kms:Decrypt",
+                   "ingestion_bucket_kms_key_arn", "ingestion_role_arn", "1 MiB", "4 GiB"):  # fmt: skip
+        assert needed in text, needed
+
+
+def test_the_runbook_walks_through_a_local_rehearsal_against_the_sandbox():
+    text = (DOCS / "operations.md").read_text()
+    rehearsal = text[text.index("## Rehearsing the runbook locally"):]
+    for needed in ("make sandbox", "source out/sandbox.env", "--stage sandbox", "--dry-run", "sandbox.run --invoke",
+                   "make sandbox-stop"):  # fmt: skip
+        assert needed in rehearsal, needed
