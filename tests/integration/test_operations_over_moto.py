@@ -203,3 +203,18 @@ def test_any_argument_is_refused_in_one_bounded_line_and_changes_nothing(aws, ca
     lines = err.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) <= 1100 and lines[0].isascii(), err[:2000]
     assert _state(aws) == before
+
+
+def test_a_kept_sandbox_outlives_its_block_and_is_stopped_by_its_recorded_pid(tmp_path):
+    import urllib.request
+
+    from sandbox.emulator import moto_server
+    from sandbox.run import stop_sandbox
+
+    with moto_server(keep=True, log=str(tmp_path / "moto.log")) as server:
+        pid, endpoint = server.process.pid, server.endpoint
+    assert server.process.poll() is None  # still up after the block
+    urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=5).close()
+    (tmp_path / "sandbox.pid").write_text(f"{pid}\n")
+    stop_sandbox(tmp_path)
+    assert server.process.wait(timeout=10) is not None and not (tmp_path / "sandbox.pid").exists()
