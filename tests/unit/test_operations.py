@@ -193,3 +193,22 @@ def test_a_dry_run_late_and_replay_check_everything_and_write_nothing():
     assert replay(h.processed).done is False  # nothing open: no replay number claimed
     assert {k: h.processed.read(k) for k in h.processed.list_keys("")} == before
     assert late(h.processed, h.ingestion, "sales_order", 2).startswith("_pending/")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.sampled_from([["--stage", "{}", "status"], ["--stack", "{}", "dlq"], ["quarantine", "--file", "{}"],
+                             ["quarantine", "--limit", "{}"], ["late", "--table", "staff", "--packet", "{}"],
+                             ["redrive", "--queue-url", "{}"], ["replay", "--function", "{}"], ["{}"]]),
+       value=_ANY)
+def test_any_value_of_any_other_option_is_one_bounded_line_or_a_valid_value(argv, value, capsys):
+    from runtime.operations import build_parser
+
+    try:
+        build_parser().parse_args([value if a == "{}" else a for a in argv])
+    except SystemExit as exit_:
+        err = capsys.readouterr().err
+        assert exit_.code in (0, 2)  # 0: "--help" itself
+        if exit_.code == 2:
+            assert len(err.strip().splitlines()) == 1 and len(err) <= 1100 and err.isascii(), err[:2000]
+    else:
+        assert value.isascii() and len(value) <= 200, value  # accepted values are short and plain
