@@ -18,6 +18,7 @@ import itertools
 import os
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -73,7 +74,8 @@ def lambda_handler(event: Any, context: Any) -> dict:
         parsed = parse_event(event)
         named = [str(p) for p in parsed.packets]
         logger.append_keys(packets=named)
-        pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics)
+        pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics,
+                            _seconds_left(context), settings.stop_margin_seconds)
         pipeline.run(parsed, summary)  # filled in as it goes: still there if it raises
     except Exception as exc:
         error = exc
@@ -91,6 +93,15 @@ def lambda_handler(event: Any, context: Any) -> dict:
     return line
 
 
+def _seconds_left(context: Any) -> Callable[[], float] | None:
+    """The time left before the timeout, from Lambda's context; None without one
+    (a local run has no limit)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    return lambda: remaining() / 1000
+
+
 def _context_keys(context: Any, *, cold_start: bool) -> dict[str, Any]:
     """The Lambda context's correlation keys (absent when run without one, e.g. locally)."""
     return {
@@ -103,14 +114,17 @@ def _context_keys(context: Any, *, cold_start: bool) -> dict[str, Any]:
 
 
 def _summary(summary: RunSummary, named: list[str], started: float, error: BaseException | None) -> dict:
+    stopped = error is None and summary.left_pending is not None
     return {
-        "status": "failed" if error else "succeeded",
+        "status": "failed" if error else "stopped_early" if stopped else "succeeded",
         "packets_named": named,
         "packets_processed": [o.packet for o in summary.outcomes],
         "already_processed": summary.already_processed,
         "rows_written": summary.rows_written(),
         "rows_rejected": summary.rows_rejected(),
         "failed_packet": summary.failed_packet if error else None,
+        # Stopped between two packets before the timeout: left for the next invocation.
+        "left_pending": summary.left_pending if stopped else None,
         "error": f"{type(error).__name__}: {error}" if error else None,
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),

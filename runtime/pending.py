@@ -19,10 +19,6 @@ from runtime.observability import logger
 from runtime.ports import ProcessedStore
 from runtime.records import Pending, RunSummary
 
-# An event may name a packet far ahead of the last one processed; the ones between are
-# caught up first. Past this many, the id is more likely a bug than a backlog.
-MAX_CATCH_UP = 1000
-
 # A pending record may ask for a late packet to be processed: {"packets": [], "late":
 # {"table": T, "id": k}} (runtime.operations late).
 LATE = "late"
@@ -69,6 +65,9 @@ def record_pending(
     """Record the event's new packets as pending, in one object, before any work;
     False when none is new (all processed already, or pending already).
 
+    A packet far ahead of the last one processed is never refused: the ones between
+    are caught up first, over as many invocations as it takes (docs/design.md#backlog).
+
     One object per event, so a crash never leaves half an event recorded: the
     order packets will be processed in is fixed the moment it is written.
     """
@@ -89,11 +88,6 @@ def record_pending(
             logger.info(
                 "packet already processed; skipped",
                 extra={"packet": str(ref), "consumed": consumed},
-            )
-        elif ref.id - consumed > MAX_CATCH_UP:
-            raise InvalidEventError(
-                f"packet {ref} is {ref.id - consumed} packets ahead of the last one "
-                f"processed ({consumed}); more than {MAX_CATCH_UP} is refused as a likely bug"
             )
         elif ref not in already_pending:
             todo.append(ref)
