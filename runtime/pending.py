@@ -54,6 +54,22 @@ def list_pending(store: ProcessedStore) -> list[Pending]:
     return pending
 
 
+def left_pending(store: ProcessedStore, consumed_of: Callable[[str], int]) -> list[str]:
+    """What the pending records still ask for, in the order it will run: packet
+    ranges `table:first..last`, late packets and replays."""
+    left = []
+    for pending in list_pending(store):
+        for ref in pending.refs:
+            first = consumed_of(ref.table) + 1
+            if first <= ref.id:
+                left.append(f"{ref.table}:{first}" + (f"..{ref.id}" if first < ref.id else ""))
+        if pending.late is not None:
+            left.append(f"late {pending.late}")
+        if pending.replay is not None:
+            left.append(f"replay:{pending.replay}")
+    return left
+
+
 def record_pending(
     store: ProcessedStore,
     refs: tuple[PacketRef, ...],

@@ -41,6 +41,7 @@ from runtime.observability import (
 from runtime.parquet import from_parquet, to_parquet
 from runtime.pending import (
     REPLAY,
+    left_pending,
     list_pending,
     queue_after,
     queue_late,
@@ -144,7 +145,7 @@ class Pipeline:
                     summary.outcomes.append(run_replay(self, replay))
                 self._store.delete(key)
         except _OutOfTime as stop:
-            summary.left_pending = self._left_pending()
+            summary.left_pending = left_pending(self._store, self._consumed)
             logger.warning(
                 "stopping before the timeout, between two packets: the rest stays pending "
                 "and the next invocation carries on from it",
@@ -158,21 +159,6 @@ class Pipeline:
         """Stop before `next_packet` when less than one packet's worst case is left."""
         if self._seconds_left is not None and self._seconds_left() < self._stop_margin:
             raise _OutOfTime(next_packet)
-
-    def _left_pending(self) -> list[str]:
-        """What the pending records still ask for: `table:first..last` ranges, late
-        packets and replays, in the order they will run."""
-        left = []
-        for pending in list_pending(self._store):
-            for ref in pending.refs:
-                first = self._consumed(ref.table) + 1
-                if first <= ref.id:
-                    left.append(f"{ref.table}:{first}" + (f"..{ref.id}" if first < ref.id else ""))
-            if pending.late is not None:
-                left.append(f"late {pending.late}")
-            if pending.replay is not None:
-                left.append(f"replay:{pending.replay}")
-        return left
 
     # -- one table, up to a packet ---------------------------------------------
 
