@@ -136,11 +136,11 @@ class Pipeline:
                 for ref in refs:
                     self._process_through(ref.table, ref.id, summary)
                 if late is not None:
-                    self._check_time(str(late))
+                    self._check_time(str(late), summary)
                     summary.failed_packet = str(late)
                     summary.outcomes.append(process_late(self, late.table, late.id))
                 if replay is not None:
-                    self._check_time(f"replay:{replay}")
+                    self._check_time(f"replay:{replay}", summary)
                     summary.failed_packet = f"replay:{replay}"
                     summary.outcomes.append(run_replay(self, replay))
                 self._store.delete(key)
@@ -155,9 +155,13 @@ class Pipeline:
         summary.failed_packet = None
         return summary
 
-    def _check_time(self, next_packet: str) -> None:
-        """Stop before `next_packet` when less than one packet's worst case is left."""
-        if self._seconds_left is not None and self._seconds_left() < self._stop_margin:
+    def _check_time(self, next_packet: str, summary: RunSummary) -> None:
+        """Stop before `next_packet` when less than one packet's worst case is left,
+        once this invocation did one (so a timeout shorter than the margin still
+        makes progress: a kill midway is safe, the commit steps resume)."""
+        if self._seconds_left is None or not summary.outcomes:
+            return
+        if self._seconds_left() < self._stop_margin:
             raise _OutOfTime(next_packet)
 
     # -- one table, up to a packet ---------------------------------------------
@@ -176,7 +180,7 @@ class Pipeline:
             )
             self._metrics.add(PACKET_GAP, table)
         for k in range(consumed + 1, packet_id + 1):
-            self._check_time(f"{table}:{k}")
+            self._check_time(f"{table}:{k}", summary)
             summary.failed_packet = f"{table}:{k}"
             summary.outcomes.append(self._process_packet(table, k))
 

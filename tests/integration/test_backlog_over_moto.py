@@ -13,7 +13,8 @@ CURRENCY = fixture_lines("currency")
 
 
 def _context(looks: int) -> SimpleNamespace:
-    """Plenty of time for the first `looks`, then less than the stop margin."""
+    """Plenty of time for the first `looks`, then less than the stop margin (the first
+    packet of an invocation is done without a look)."""
     left = iter([600_000] * looks)
     return SimpleNamespace(aws_request_id="req", function_name="f", invoked_function_arn="arn",
                            memory_limit_in_mb=3008,
@@ -24,7 +25,7 @@ def test_the_handler_stops_early_and_an_empty_event_finishes_the_rest(aws):
     handler.reset()
     for k in range(1, 5):
         upload_packet(aws.s3, aws.names.ingestion_bucket, "currency", k, CURRENCY[k - 1:k])
-    line = handler.lambda_handler({"packets": [{"table": "currency", "id": 4}]}, _context(looks=2))
+    line = handler.lambda_handler({"packets": [{"table": "currency", "id": 4}]}, _context(looks=1))
     assert line["status"] == "stopped_early"
     assert line["packets_processed"] == ["currency:1", "currency:2"]
     assert line["left_pending"] == ["currency:3..4"]

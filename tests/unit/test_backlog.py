@@ -15,11 +15,11 @@ MARGIN = 120.0
 
 
 class FakeContext:
-    """Lambda's context: plenty of time for the first `checks` looks, then less than
-    the margin (the clock runs out midway)."""
+    """Lambda's context: time for `packets` packets, then less than the margin (the
+    clock runs out midway). The first packet of an invocation is done without a look."""
 
-    def __init__(self, checks: int) -> None:
-        self.checks = checks
+    def __init__(self, packets: int) -> None:
+        self.checks = packets - 1
 
     def get_remaining_time_in_millis(self) -> int:
         self.checks -= 1
@@ -54,7 +54,7 @@ def _fact_ids(h: Harness) -> list[int]:
 
 def test_the_run_stops_between_packets_before_the_timeout_and_the_next_one_carries_on(h, caplog):
     _sales(h, range(1, 11))
-    summary = invoke(h, "sales_order:10", context=FakeContext(checks=4))
+    summary = invoke(h, "sales_order:10", context=FakeContext(packets=4))
     assert [o.packet for o in summary.outcomes] == [f"sales_order:{k}" for k in range(1, 5)]
     assert summary.left_pending == ["sales_order:5..10"]
     assert h.consumed("sales_order") == 4
@@ -66,7 +66,7 @@ def test_the_run_stops_between_packets_before_the_timeout_and_the_next_one_carri
     assert line["status"] == "stopped_early" and line["left_pending"] == ["sales_order:5..10"]
 
     # The next event (empty, or naming anything) finishes the rest first, in order.
-    summary = invoke(h, context=FakeContext(checks=100))
+    summary = invoke(h, context=FakeContext(packets=100))
     assert [o.packet for o in summary.outcomes] == [f"sales_order:{k}" for k in range(5, 11)]
     assert summary.left_pending is None
     assert _fact_ids(h) == list(range(1, 11))  # in order, each once
@@ -75,10 +75,10 @@ def test_the_run_stops_between_packets_before_the_timeout_and_the_next_one_carri
 
 def test_a_packet_far_ahead_is_never_refused_and_is_worked_off_over_several_invocations(h):
     _sales(h, range(1, 8))
-    summary = invoke(h, "sales_order:5000", context=FakeContext(checks=3))
+    summary = invoke(h, "sales_order:5000", context=FakeContext(packets=3))
     assert [o.packet for o in summary.outcomes] == ["sales_order:1", "sales_order:2", "sales_order:3"]
     assert summary.left_pending == ["sales_order:4..5000"]
-    summary = invoke(h, "sales_order:2", context=FakeContext(checks=2))  # an older name: already done
+    summary = invoke(h, "sales_order:2", context=FakeContext(packets=2))  # an older name: already done
     assert [o.packet for o in summary.outcomes] == ["sales_order:4", "sales_order:5"]
     assert summary.left_pending == ["sales_order:6..5000"]
     assert _fact_ids(h) == [1, 2, 3, 4, 5]
@@ -89,8 +89,8 @@ def test_later_events_wait_behind_the_backlog_in_arrival_order(h):
     h.upload("staff", 2, [{"staff_id": 1, "first_name": "A", "last_name": "B", "department_id": 1,
                            "email_address": "a@b.c", "created_at": "2022-11-03T14:20:51.563000",
                            "last_updated": "2022-11-03T14:20:51.563000"}])
-    invoke(h, "sales_order:6", context=FakeContext(checks=2))
-    summary = invoke(h, "staff:2", context=FakeContext(checks=2))  # still the backlog first
+    invoke(h, "sales_order:6", context=FakeContext(packets=2))
+    summary = invoke(h, "staff:2", context=FakeContext(packets=2))  # still the backlog first
     assert [o.packet for o in summary.outcomes] == ["sales_order:3", "sales_order:4"]
     assert summary.left_pending == ["sales_order:5..6", "staff:2"]
     summary = invoke(h)
@@ -101,17 +101,27 @@ def test_later_events_wait_behind_the_backlog_in_arrival_order(h):
 @pytest.mark.parametrize("kill_after", [1, 2, 3, 5, 8])
 def test_a_kill_after_stopping_early_then_a_retry_commits_every_packet_once(h, kill_after):
     _sales(h, range(1, 9))
-    invoke(h, "sales_order:8", context=FakeContext(checks=3))
+    invoke(h, "sales_order:8", context=FakeContext(packets=3))
     h.writes.kill_after = h.writes.count + kill_after  # the next invocation dies midway
     with pytest.raises(SimulatedKill):
-        invoke(h, context=FakeContext(checks=100))
+        invoke(h, context=FakeContext(packets=100))
     summary = invoke(h)  # Lambda's retry, with no limit
     assert summary.left_pending is None
     assert _fact_ids(h) == list(range(1, 9))
     h.check_invariants()
 
 
+def test_an_invocation_always_does_one_packet_so_a_short_timeout_still_progresses(h):
+    _sales(h, range(1, 4))
+    for done in (1, 2, 3):
+        summary = invoke(h, "sales_order:3", context=FakeContext(packets=0))  # never enough time, from the start
+        assert [o.packet for o in summary.outcomes] == [f"sales_order:{done}"]
+    assert summary.left_pending is None
+    assert _fact_ids(h) == [1, 2, 3]
+    h.check_invariants()
+
+
 def test_without_a_context_there_is_no_limit():
     assert handler._seconds_left(None) is None
     assert handler._seconds_left(object()) is None
-    assert handler._seconds_left(FakeContext(checks=1))() == 900.0
+    assert handler._seconds_left(FakeContext(packets=2))() == 900.0
