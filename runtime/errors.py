@@ -45,7 +45,9 @@ def got(value: object) -> str:
 
 
 def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
-    """`message` cut at `limit` characters, saying so."""
+    """`message` in ascii (any other character as its escape), cut at `limit`
+    characters, saying so."""
+    message = message.encode("ascii", "backslashreplace").decode("ascii")
     return message if len(message) <= limit else message[: limit - 30] + f"... ({len(message):,} characters)"
 
 

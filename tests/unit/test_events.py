@@ -163,3 +163,28 @@ def test_fuzz_any_event_is_parsed_or_refused_with_a_bounded_message(event, as_js
         assert len(message) <= MESSAGE_LIMIT and message.isascii(), (len(message), message[:200])
     else:
         assert all(p.table in SOURCES and type(p.id) is int and 1 <= p.id <= MAX_PACKET_ID for p in parsed.packets)
+
+
+any_text = st.one_of(st.text(max_size=50), st.integers(1, 300_000).map(lambda n: "\u0455" * n),
+                     st.sampled_from(LOOK_ALIKES))
+
+
+@settings(max_examples=100, deadline=None)
+@given(any_text, st.text(max_size=2000))
+def test_fuzz_an_unreadable_object_is_named_bounded_and_in_ascii(key, reason):
+    message = str(UnreadableObjectError(key, reason))
+    assert len(message) <= MESSAGE_LIMIT and message.isascii()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["INGESTION_BUCKET", "PROCESSED_BUCKET", "SSM_PREFIX", "LOG_LEVEL",
+                                        "STOP_MARGIN_SECONDS"]), any_text))
+def test_fuzz_any_configuration_is_accepted_or_refused_with_a_bounded_message(env):
+    from runtime.errors import ConfigError
+    from runtime.settings import Settings
+
+    try:
+        Settings.from_env(env)
+    except ConfigError as error:
+        message = str(error)
+        assert len(message) <= MESSAGE_LIMIT and message.isascii(), message[:200]
