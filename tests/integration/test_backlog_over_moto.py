@@ -21,17 +21,20 @@ def _context(looks: int) -> SimpleNamespace:
                            get_remaining_time_in_millis=lambda: next(left, 1_000))
 
 
-def test_the_handler_stops_early_and_an_empty_event_finishes_the_rest(aws):
+def test_the_handler_stops_early_and_an_empty_event_finishes_the_rest(aws, monkeypatch):
     handler.reset()
+    invoked = []
+    monkeypatch.setattr(handler, "_lambda_client", lambda: SimpleNamespace(invoke=lambda **call: invoked.append(call)))
     for k in range(1, 5):
         upload_packet(aws.s3, aws.names.ingestion_bucket, "currency", k, CURRENCY[k - 1:k])
     line = handler.lambda_handler({"packets": [{"table": "currency", "id": 4}]}, _context(looks=1))
     assert line["status"] == "stopped_early"
     assert line["packets_processed"] == ["currency:1", "currency:2"]
     assert line["left_pending"] == ["currency:3..4"]
+    assert line["continues"] == "invoked itself" and invoked[0]["Payload"] == b'{"packets": []}'
     assert aws.packet_id("consumed", "currency") == 2
-    line = handler.lambda_handler({"packets": []}, _context(looks=100))
-    assert line["status"] == "succeeded" and line["left_pending"] is None
+    line = handler.lambda_handler({"packets": []}, _context(looks=100))  # what it invoked
+    assert line["status"] == "succeeded" and line["left_pending"] is None and len(invoked) == 1
     assert line["packets_processed"] == ["currency:3", "currency:4"]
     assert aws.packet_id("consumed", "currency") == 4
 

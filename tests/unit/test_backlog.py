@@ -2,6 +2,8 @@
 in order, stopped between two packets before the timeout, carried on by the next
 invocation, nothing committed twice."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from runtime import handler, keys
@@ -125,3 +127,33 @@ def test_without_a_context_there_is_no_limit():
     assert handler._seconds_left(None) is None
     assert handler._seconds_left(object()) is None
     assert handler._seconds_left(FakeContext(packets=2))() == 900.0
+
+
+class FakeLambda:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[dict] = []
+        self.fail = fail
+
+    def invoke(self, **call):
+        from botocore.exceptions import EndpointConnectionError
+
+        if self.fail:
+            raise EndpointConnectionError(endpoint_url="https://lambda")
+        self.calls.append(call)
+
+
+def test_stopped_early_it_invokes_itself_asynchronously_with_an_empty_event(monkeypatch):
+    fake = FakeLambda()
+    monkeypatch.setattr(handler, "_lambda_client", lambda: fake)
+    context = SimpleNamespace(invoked_function_arn="arn:aws:lambda:eu-west-2:123456789012:function:f")
+    assert handler._carry_on(context, ["sales_order:5..10"]) == "invoked itself"
+    assert fake.calls == [{"FunctionName": context.invoked_function_arn, "InvocationType": "Event",
+                           "Payload": b'{"packets": []}'}]
+
+
+def test_if_it_cannot_invoke_itself_the_next_event_carries_on(monkeypatch, caplog):
+    monkeypatch.setattr(handler, "_lambda_client", lambda: FakeLambda(fail=True))
+    context = SimpleNamespace(invoked_function_arn="arn:aws:lambda:eu-west-2:123456789012:function:f")
+    assert handler._carry_on(context, ["sales_order:5..10"]) == "with the next event"
+    assert any("could not invoke itself" in r.getMessage() for r in caplog.records)
+    assert handler._carry_on(None, ["sales_order:5..10"]) == "with the next event"  # a local run
