@@ -261,3 +261,49 @@ def test_trino_integer_division_stays_integer_division():
 def test_every_output_table_has_a_view_of_its_warehouse_name_over_its_packets_table():
     assert sorted(t.name for t in TABLES) == sorted(OUTPUTS)
     assert all(t.packets_table == f"{t.name}_packets" for t in TABLES)
+
+
+# -- the stars as docs/warehouse.md draws them ----------------------------------------------
+
+_MERMAID_TYPES = {"integer": "int", "varchar": "varchar", "date": "date", "time(6)": "time", "boolean": "boolean"}
+RECORD_IDS = {"fact_sales_order": "sales_record_id", "fact_purchase_order": "purchase_record_id",
+              "fact_payment": "payment_record_id"}  # fmt: skip
+
+
+def mermaid_star(fact_name: str) -> str:
+    """The star of a fact as a mermaid entity-relationship diagram, from the declaration."""
+    fact = OUTPUTS[fact_name]
+    tables = {t.name: t for t in TABLES}
+    links = [(r.column, r.dimension) for r in fact.references] + [(d, CALENDAR_TABLE) for d in fact.dates]
+    dimensions = list(dict.fromkeys(d for _, d in links))
+    lines = ["erDiagram"]
+    lines += [f'    {fact_name} }}o--|| {dimension} : "{column}"' for column, dimension in links]
+    for name in [fact_name, *dimensions]:
+        table = tables[name]
+        keys = {c for c, _ in links} if name == fact_name else {table.key}
+        lines.append(f"    {name} {{")
+        if name in RECORD_IDS:
+            lines.append(f'        serial {RECORD_IDS[name]} PK "the warehouse\'s own; not in the lake"')
+        for c in table.columns:
+            kind = "numeric" if c.trino_type.startswith("decimal") else _MERMAID_TYPES[c.trino_type]
+            mark = (" PK" if c.name == table.key else " FK" if c.name in keys else "")
+            note = f' "{c.trino_type[7:]}"' if kind == "numeric" else ""
+            lines.append(f"        {kind} {c.name}{mark}{note}")
+        lines.append("    }")
+    return "\n".join(lines)
+
+
+def test_docs_draw_each_star_as_the_declaration_has_it():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "warehouse.md").read_text()
+    for fact in FACTS:
+        diagram = mermaid_star(fact.name)
+        print(f"```mermaid\n{diagram}\n```\n")
+        assert f"```mermaid\n{diagram}\n```" in docs, f"docs/warehouse.md: the {fact.name} star differs (printed with -s)"
+
+
+def test_docs_show_the_athena_questions_as_tested():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "warehouse.md").read_text()
+    for question in QUESTIONS:
+        lines = (ATHENA_QUESTIONS / question.file).read_text().splitlines()
+        body = "\n".join(line for line in lines if not line.startswith("--")).strip()
+        assert f"```sql\n{body}\n```" in docs, question.file
