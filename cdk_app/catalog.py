@@ -99,6 +99,8 @@ class Catalog(Construct):
         self.analyst_policy = self._analyst_policy(processed)
 
     def _analyst_policy(self, processed: s3.IBucket) -> iam.ManagedPolicy:
+        """Written out: `Bucket.grant_read` would add object versions and every table's
+        `_` prefixes, and Glue and Athena L1 constructs have no grants."""
         stack = Stack.of(self)
         workgroup = stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.name)
         data_catalog = stack.format_arn(service="athena", resource="datacatalog", resource_name="AwsDataCatalog")
@@ -145,8 +147,9 @@ class Catalog(Construct):
         )  # fmt: skip
         for prefix in prefixes:
             _acknowledge(policy, _objects_finding(processed, prefix + "*"),
-                         f"Packet keys under {prefix} are {prefix}<table>_packet_<n>_processed_<timestamp>.parquet, "
-                         "made at run time (docs/design.md#keys); only the table's own prefix, never a '_' one.")  # fmt: skip
+                         f"Packet keys under {prefix} are {prefix}<table>_packet_<n>_processed_<timestamp>"
+                         ".parquet, made at run time (docs/design.md#keys); only the table's own prefix, "
+                         "never a '_' one.")  # fmt: skip
         _acknowledge(policy, _objects_finding(self.results, "*"),
                      "Athena names each result object after its query id, at run time; the bucket holds nothing "
                      "but the workgroup's query results.")  # fmt: skip

@@ -101,12 +101,15 @@ def _catalog_and_packets(aws: Aws, template_json: dict):
         glue.create_database(CatalogId=props["CatalogId"], DatabaseInput=props["DatabaseInput"])
     for resource in resources_of(template_json, "AWS::Glue::Table").values():
         props = resolve(resource["Properties"])
-        glue.create_table(CatalogId=props["CatalogId"], DatabaseName=props["DatabaseName"], TableInput=props["TableInput"])
+        glue.create_table(
+            CatalogId=props["CatalogId"], DatabaseName=props["DatabaseName"], TableInput=props["TableInput"]
+        )
 
     facts = {"sales_order", "purchase_order", "payment"}
     for source in SOURCE_TABLES:
         lines = fixture_lines(source.name)
-        upload_packet(aws.s3, aws.names.ingestion_bucket, source.name, 1, lines[:FACT_ROWS] if source.name in facts else lines)
+        lines = lines[:FACT_ROWS] if source.name in facts else lines
+        upload_packet(aws.s3, aws.names.ingestion_bucket, source.name, 1, lines)
     result = handler.lambda_handler({"packets": [{"table": s.name, "id": 1} for s in SOURCE_TABLES]}, None)
     assert result["status"] == "succeeded", result
     return glue, aws

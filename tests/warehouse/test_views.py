@@ -67,13 +67,16 @@ def _fixture_row(table: str, key: str, value: int) -> dict:
 def _later_packets() -> list[tuple[str, int, list[bytes]]]:
     staff = _fixture_row("staff", "staff_id", RENAMED_STAFF)
     packets = [
-        ("staff", k, [_line({**staff, "last_name": f"Renamed{k}", "last_updated": f"2025-01-06T09:00:{k:02d}.{k:06d}"})])
+        ("staff", k, [_line({**staff, "last_name": f"Renamed{k}",
+                             "last_updated": f"2025-01-06T09:00:{k:02d}.{k:06d}"})])
         for k in RENAMES
     ]
     department = _fixture_row("department", "department_id", CHANGED_DEPARTMENT)
-    packets.append(("department", 2, [_line({**department, "location": "Leeds", "last_updated": "2025-01-06T11:22:33.444555"})]))
+    department.update(location="Leeds", last_updated="2025-01-06T11:22:33.444555")
+    packets.append(("department", 2, [_line(department)]))
     address = _fixture_row("address", "address_id", CHANGED_ADDRESS)
-    packets.append(("address", 2, [_line({**address, "city": "Elsewhere", "last_updated": "2025-01-06T12:00:00.000123"})]))
+    address.update(city="Elsewhere", last_updated="2025-01-06T12:00:00.000123")
+    packets.append(("address", 2, [_line(address)]))
     order = _fixture_row("sales_order", "sales_order_id", 2)
     packets.append(("sales_order", 5, [
         _line({**order, "sales_order_id": i, "created_at": created, "last_updated": updated, "units_sold": 7})
@@ -229,7 +232,9 @@ def test_a_dimension_row_changed_later_shows_its_latest_version(lake):
     assert location == "Leeds" == warehouse.execute("SELECT location FROM dim_staff WHERE staff_id = 2").fetchone()[0]
     # Address 15 changed: dim_location and counterparty 1, whose legal address it is.
     (city,) = duck.execute(f"SELECT city FROM dim_location WHERE location_id = {CHANGED_ADDRESS}").fetchone()
-    (legal_city,) = duck.execute("SELECT counterparty_legal_city FROM dim_counterparty WHERE counterparty_id = 1").fetchone()
+    (legal_city,) = duck.execute(
+        "SELECT counterparty_legal_city FROM dim_counterparty WHERE counterparty_id = 1"
+    ).fetchone()
     assert city == legal_city == "Elsewhere"
 
 
@@ -298,7 +303,7 @@ def test_docs_draw_each_star_as_the_declaration_has_it():
     for fact in FACTS:
         diagram = mermaid_star(fact.name)
         print(f"```mermaid\n{diagram}\n```\n")
-        assert f"```mermaid\n{diagram}\n```" in docs, f"docs/warehouse.md: the {fact.name} star differs (printed with -s)"
+        assert f"```mermaid\n{diagram}\n```" in docs, f"docs/warehouse.md: the {fact.name} star differs (-s prints it)"
 
 
 def test_docs_show_the_athena_questions_as_tested():
