@@ -45,7 +45,11 @@ _METADATA_ACTIONS = [
     "athena:GetDataCatalog", "athena:ListDatabases", "athena:GetDatabase",
     "athena:ListTableMetadata", "athena:GetTableMetadata",
 ]  # fmt: skip
-_GLUE_ACTIONS = ["glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables"]
+# GetPartition(s): Athena may look a table's partitions up; these tables have none to read.
+_GLUE_ACTIONS = [
+    "glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
+    "glue:GetPartitions",
+]  # fmt: skip
 
 
 def database_name(stage: str) -> str:

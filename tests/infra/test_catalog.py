@@ -243,7 +243,8 @@ def test_analysts_may_read_the_catalog_and_run_queries_and_nothing_more(template
     statements = _policy(template_json)
     actions = {a for s in statements for a in actions_of(s)}
     assert {a for a in actions if a.startswith("glue:")} == {
-        "glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables",
+        "glue:GetDatabase", "glue:GetDatabases", "glue:GetTable", "glue:GetTables", "glue:GetPartition",
+        "glue:GetPartitions",
     }  # fmt: skip
     assert "athena:StartQueryExecution" in actions and "athena:GetQueryResults" in actions
     assert not any("*" in a for a in actions)
