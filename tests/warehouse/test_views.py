@@ -168,6 +168,17 @@ def test_every_view_holds_its_warehouse_table_row_for_row(lake):
         assert Counter(through_view) == Counter(loaded), table.name
 
 
+_DUCKDB_TYPES = {"integer": "INTEGER", "date": "DATE", "time(6)": "TIME", "varchar": "VARCHAR", "boolean": "BOOLEAN"}
+
+
+def test_every_view_has_the_declared_columns_and_types(lake):
+    duck, _, _ = lake
+    for table in TABLES:
+        described = [(name, kind) for name, kind, *_ in duck.execute(f'DESCRIBE "{table.name}"').fetchall()]
+        declared = [(c.name, _DUCKDB_TYPES.get(c.trino_type, c.trino_type.upper())) for c in table.columns]
+        assert described == declared, table.name
+
+
 def test_raw_packets_are_not_the_warehouse_but_the_views_are(lake):
     duck, _, later = lake
     raw = duck.execute("SELECT count(*) FROM dim_date_packets").fetchone()[0]
