@@ -33,6 +33,7 @@ from psycopg import sql
 from cdk_app.athena_views import lake_tables
 from runtime import handler
 from runtime.tables import CALENDAR_TABLE, FACTS, OUTPUTS, consumed_parameter, produced_parameter
+from sandbox import query
 from sandbox import run as make_run
 from sandbox.analysts import QUESTIONS, QUESTIONS_DIR, answer
 from sandbox.emulator import moto_server
@@ -323,3 +324,13 @@ def test_docs_show_the_athena_questions_as_tested():
         lines = (ATHENA_QUESTIONS / question.file).read_text().splitlines()
         body = "\n".join(line for line in lines if not line.startswith("--")).strip()
         assert f"```sql\n{body}\n```" in docs, question.file
+
+
+def test_make_query_prints_the_answer_through_the_views(fixture_run, capsys):
+    sql_text = "select count(*) from fact_sales_order join dim_date on created_date = date_id"
+    assert query.main([sql_text, "--dir", str(fixture_run.copy)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-2].strip() == "11175" and printed[-1] == "(1 row)", printed
+    athena_file = str(ATHENA_QUESTIONS / "sales_per_currency_per_month.sql")
+    assert query.main([athena_file, "--dir", str(fixture_run.copy), "--rows", "2"]) == 0
+    assert "currency_code" in capsys.readouterr().out
