@@ -77,6 +77,19 @@ reliability: $(STAMP)
 ## warehouse: `make run`, then its Parquet (out/) loaded packet by packet into a throwaway
 ## PostgreSQL 15 with warehouse/schema.sql and its foreign keys, and one analyst question
 ## answered per star (warehouse/questions/)
+## (`make warehouse ARGS=--keep` keeps the cluster and prints its connection string)
 .PHONY: warehouse
 warehouse: run
-	$(PY) -m sandbox.analysts out
+	$(PY) -m sandbox.analysts out $(ARGS)
+
+## query: `make query "SELECT ..."` (or a .sql file): DuckDB over `make run`'s out/ through
+## the same views as Athena (Athena's dialect), printed as a table
+.PHONY: query
+ifeq (query,$(firstword $(MAKECMDGOALS)))
+# The words after `query` are the SQL, not targets.
+QUERY_SQL := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+%:
+	@:
+endif
+query: $(STAMP)
+	$(PY) -m sandbox.query '$(subst ','\'',$(QUERY_SQL))' $(ARGS)
