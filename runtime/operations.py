@@ -189,6 +189,8 @@ def _run(args, where: Location, clients, confirm: Callable[[str], bool]) -> int:
         return 0
 
     store = clients.processed(where.need("processed_bucket"))
+    if getattr(args, "invoke", False):
+        where.need("function")  # refused before anything changes, not after
     if command == "status":
         report = status(store, clients.packet_ids(), where.need("ssm_prefix"))
         last_error = _last_error(clients, where) if report["blocking"] else None

@@ -86,6 +86,14 @@ def test_dry_runs_change_nothing(poisoned, capsys):
     assert len(redrive(poisoned.sqs, poisoned.queue_url, lambda e: None)) == 1
 
 
+def test_invoke_without_a_function_is_refused_before_anything_changes(poisoned, capsys, monkeypatch):
+    monkeypatch.delenv("PROCESSING_FUNCTION")
+    before = _state(poisoned)
+    argv = ["skip", "--table", "sales_order", "--packet", "1", "--reason", "r", "--by", "me", "--yes", "--invoke"]
+    assert main(argv) == 2
+    assert "PROCESSING_FUNCTION is not set" in capsys.readouterr().err and _state(poisoned) == before
+
+
 def test_a_skip_without_confirmation_is_refused_and_with_it_is_done(poisoned, capsys):
     before = _state(poisoned)
     argv = ["skip", "--table", "sales_order", "--packet", "1", "--reason", "truncated", "--by", "me"]
@@ -153,6 +161,7 @@ def test_missing_region_credentials_or_setting_is_one_line_exit_2_without_traceb
         ({**os.environ, "PROCESSED_BUCKET": ""}, "PROCESSED_BUCKET is not set"),
         ({**os.environ, "PROCESSED_BUCKET": "Bad_Bucket\u0430"}, "'Bad_Bucket\\u0430' is not an S3 bucket name"),
         ({**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, "unreachable"),
+        ({**os.environ, "SSM_PREFIX": "/totesys/nosuch/processing"}, "is --stage (or SSM_PREFIX) the deployed one?"),
     ]
     for env, says in cases:
         done = _cli(env)
