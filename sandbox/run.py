@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload", metavar="TABLE:ID",
                         help="put packet ID of TABLE into a kept sandbox's ingestion bucket (5 fixture rows)")
     parser.add_argument("--truncated", action="store_true", help="with --upload: a broken .jsonl.gz instead")
+    parser.add_argument("--unknown-staff", action="store_true",
+                        help="with --upload sales_order:ID: rows of a staff member never sent (they wait)")
     parser.add_argument("--redrive", action="store_true",
                         help="redrive a kept sandbox's dead-letter queue through the handler (no Lambda here)")
     args = parser.parse_args(argv)
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.invoke is not None:
         return invoke_sandbox(args.invoke, out / "handler.log.jsonl")
     if args.upload is not None:
-        return upload_to_sandbox(args.upload, args.truncated)
+        return upload_to_sandbox(args.upload, args.truncated, args.unknown_staff)
     if args.redrive:
         from runtime.operations import redrive
 
@@ -164,7 +167,7 @@ def stop_sandbox(out: Path) -> None:
         pass  # gone already
 
 
-def upload_to_sandbox(packet: str, truncated: bool) -> int:
+def upload_to_sandbox(packet: str, truncated: bool, unknown_staff: bool = False) -> int:
     """Packet `table:id` in the sandbox's ingestion bucket: 5 rows of the table's
     fixture (re-sent rows, as an ingestion's boundary rows are), or a broken object."""
     table, _, packet_id = packet.partition(":")
@@ -177,7 +180,12 @@ def upload_to_sandbox(packet: str, truncated: bool) -> int:
         key = packet_key(table, int(packet_id), [], gz=True)
         s3.put_object(Bucket=bucket, Key=key, Body=b"\x1f\x8b truncated upload")
     else:
-        key = upload_packet(s3, bucket, table, int(packet_id), fixture_lines(table)[-5:])
+        lines = fixture_lines(table)[-5:]
+        if unknown_staff:  # new orders of staff 9999, whom the staff table never sends
+            lines = [re.sub(rb'"staff_id": \d+', b'"staff_id": 9999', re.sub(rb'"sales_order_id": (\d+)',
+                     lambda m: b'"sales_order_id": ' + str(int(m.group(1)) + 100_000).encode(), line))
+                     for line in lines]
+        key = upload_packet(s3, bucket, table, int(packet_id), lines)
     say(f"s3://{bucket}/{key}")
     return 0
 
