@@ -212,3 +212,32 @@ def test_any_value_of_any_other_option_is_one_bounded_line_or_a_valid_value(argv
             assert len(err.strip().splitlines()) == 1 and len(err) <= 1100 and err.isascii(), err[:2000]
     else:
         assert value.isascii() and len(value) <= 200, value  # accepted values are short and plain
+
+
+@pytest.mark.parametrize("error, says, code", [
+    ("NoRegionError", "no AWS region", 2),
+    ("NoCredentialsError", "no AWS credentials", 2),
+    ("EndpointConnectionError", "unreachable", 1),
+    ("ExpiredToken", "credentials refused (ExpiredToken)", 2),
+    ("AccessDenied", "denied by IAM (AccessDenied)", 1),
+    ("NoSuchBucket", "not found (NoSuchBucket)", 2),
+    ("SlowDown", "AWS refused the call (SlowDown)", 1),
+])
+def test_aws_failures_are_named_for_what_they_are_even_behind_the_adapters(error, says, code):
+    from botocore import exceptions as bx
+
+    from runtime.adapters.aws import translated
+    from runtime.operations_where import explain
+
+    raw = {
+        "NoRegionError": bx.NoRegionError(),
+        "NoCredentialsError": bx.NoCredentialsError(),
+        "EndpointConnectionError": bx.EndpointConnectionError(endpoint_url="https://s3.example"),
+    }.get(error) or bx.ClientError({"Error": {"Code": error, "Message": "m"}}, "GetObject")
+    assert (explain(raw).exit_code, says in str(explain(raw))) == (code, True)
+    with pytest.raises(Exception) as translated_error:  # noqa: B017 - whatever the adapter makes of it
+        with translated("s3", "GetObject"):
+            raise raw
+    failure = explain(translated_error.value)
+    assert failure is not None and says in str(failure) and failure.exit_code == code
+    assert explain(ValueError("a bug")) is None  # not an AWS failure: shown as the bug it is
