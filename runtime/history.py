@@ -53,7 +53,14 @@ HASH = "__hash"
 _ID = "__id"
 _SEGMENT = "__segment"
 _ROW = "__row"
-SEGMENT_SCHEMA = pa.schema([(_ID, pa.int32()), (UPDATED, pa.timestamp("us")), (HASH, pa.uint64())])
+PACKET = "__packet"  # the source packet whose content the memory holds for a version
+_CHANGED = "__changed"
+# Segments written before the packet column have none: read as LEGACY, their hashes
+# taken over the source columns (see Versions.screen).
+LEGACY = -1
+SEGMENT_SCHEMA = pa.schema(
+    [(_ID, pa.int32()), (UPDATED, pa.timestamp("us")), (HASH, pa.uint64()), (PACKET, pa.int64())]
+)
 MANIFEST_SCHEMA = pa.schema(
     [("key", pa.string()), ("first", pa.int64()), ("last", pa.int64()), ("rows", pa.int64()),
      ("from_packet", pa.int64()), ("to_packet", pa.int64())]
@@ -87,7 +94,15 @@ def _read_table(read: Read, key: str, what: str) -> pa.Table:
         from runtime.errors import CorruptRecordError
 
         raise CorruptRecordError(f"{what} {key} named by the fact memory does not exist")
-    return pq.read_table(io.BytesIO(data))
+    table = pq.read_table(io.BytesIO(data))
+    return _with_packet(table, LEGACY) if what == "segment" else table
+
+
+def _with_packet(table: pa.Table, packet: int) -> pa.Table:
+    """A segment table with its packet column (`packet` where it has none)."""
+    if PACKET in table.column_names:
+        return table
+    return table.append_column(PACKET, pa.array(np.full(table.num_rows, packet, dtype=np.int64)))
 
 
 @dataclass(frozen=True)
@@ -127,17 +142,26 @@ class FactMemory:
     def lookup(self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """For each (id, last_updated): whether it was written, and its content hash
         (the newest, if it was written again after a silent change)."""
+        found, hashes, _ = self.recall(ids, updated)
+        return found, hashes
+
+    def recall(
+        self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """lookup, and the source packet that sent the remembered content (LEGACY for
+        versions remembered before packets were)."""
         n = len(ids)
         found, hashes = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint64)
+        packets = np.zeros(n, dtype=np.int64)
         if not self.segments or not n:
-            return found, hashes
+            return found, hashes, packets
         micros = pc.cast(updated, pa.int64()).to_numpy()
         wanted = np.unique(micros)
         lo = np.searchsorted(wanted, self._firsts, "left")
         hi = np.searchsorted(wanted, self._lasts, "right")
         candidates = np.flatnonzero(hi > lo)
         if not len(candidates):
-            return found, hashes  # every version is later (or earlier) than any remembered
+            return found, hashes, packets  # every version is later (or earlier) than any remembered
         value_set = pa.array(wanted, pa.int64()).cast(pa.timestamp("us"))
         parts = []
         for i in candidates:
@@ -151,7 +175,7 @@ class FactMemory:
                           _ROW: pa.array(np.arange(n, dtype=np.int64))})
         matched = query.join(remembered, [_ID, UPDATED], join_type="inner", use_threads=False)
         if not matched.num_rows:
-            return found, hashes
+            return found, hashes, packets
         # The newest segment holding a version has its current content.
         matched = matched.sort_by([(_ROW, "ascending"), (_SEGMENT, "ascending")])
         rows = matched[_ROW].to_numpy()
@@ -159,7 +183,8 @@ class FactMemory:
         last[:-1] = rows[:-1] != rows[1:]
         found[rows[last]] = True
         hashes[rows[last]] = matched[HASH].to_numpy()[last]
-        return found, hashes
+        packets[rows[last]] = matched[PACKET].to_numpy()[last]
+        return found, hashes, packets
 
     def _near(self, i: int, wanted: np.ndarray) -> pa.Table:
         data = self._cache.get(i)
@@ -174,6 +199,12 @@ class FactMemory:
             if sum(len(d) for d in self._cache.values()) + len(data) <= _CACHE_BYTES:
                 self._cache[i] = data
         file = pq.ParquetFile(io.BytesIO(data))
+        if PACKET not in file.schema_arrow.names:
+            return _with_packet(self._near_groups(file, wanted), LEGACY)
+        return self._near_groups(file, wanted)
+
+    @staticmethod
+    def _near_groups(file: pq.ParquetFile, wanted: np.ndarray) -> pa.Table:
         column = file.schema_arrow.get_field_index(UPDATED)
         groups = []
         for g in range(file.num_row_groups):
@@ -181,7 +212,9 @@ class FactMemory:
             lo, hi = _micros(stats.min), _micros(stats.max)
             if np.searchsorted(wanted, hi, "right") > np.searchsorted(wanted, lo, "left"):
                 groups.append(g)
-        return file.read_row_groups(groups) if groups else SEGMENT_SCHEMA.empty_table()
+        if not groups:
+            return file.schema_arrow.empty_table()
+        return file.read_row_groups(groups)
 
 
 def _micros(value) -> int:
@@ -199,15 +232,21 @@ def manifest_segments(read: Read, manifest_key: str | None) -> tuple[Segment, ..
 
 
 def advance(
-    read: Read, table: str, previous_manifest: str | None, n: int, written: pa.Table
+    read: Read, table: str, previous_manifest: str | None, n: int, written: pa.Table,
+    then_packet: int | None = None,
 ) -> list[tuple[str, bytes, int]]:
     """The objects that make the memory after fact output packet `n`, which wrote
-    `written` (id, last_updated, hash): its segment (or what it merged into) and the
-    manifest, last. Returns (key, bytes, rows) to write, in order."""
+    `written` (id, last_updated, hash, packet): its segment (or what it merged into)
+    and the manifest, last. Returns (key, bytes, rows) to write, in order.
+
+    `then_packet`: source packet k wrote no fact output after output `n` but re-sent
+    versions (skipped as equal): they are remembered as sent by k, under keys of their
+    own (a waiting row of an earlier packet is superseded by them)."""
     segments = list(manifest_segments(read, previous_manifest))
     fresh: dict[str, pa.Table] = {}
-    new = _sorted_unique(written)
-    segments.append(_describe(table, new, n, n))
+    new = _sorted_unique(_with_packet(written, 0))
+    tag = "" if then_packet is None else f"_then_packet_{then_packet}"
+    segments.append(_describe(table, new, n, n, tag))
     fresh[segments[-1].key] = new
     while len(segments) >= 2:
         older, newer = segments[-2], segments[-1]
@@ -217,18 +256,29 @@ def advance(
         if older_rows is None:
             older_rows = _read_table(read, older.key, "segment")
         merged = _merged(older_rows, fresh.pop(newer.key))
-        segments[-2:] = [_describe(table, merged, older.from_packet, newer.to_packet)]
+        segments[-2:] = [_describe(table, merged, older.from_packet, newer.to_packet, tag)]
         fresh[segments[-1].key] = merged
     objects = [(key, _parquet(rows), rows.num_rows) for key, rows in fresh.items()]
     manifest = pa.Table.from_pylist([s.__dict__ for s in segments], schema=MANIFEST_SCHEMA)
-    objects.append((keys.history_manifest_key(table, n), _parquet(manifest), len(segments)))
+    key = keys.history_manifest_key(table, n) if then_packet is None else keys.history_then_key(table, n, then_packet)
+    objects.append((key, _parquet(manifest), len(segments)))
     return objects
 
 
-def _describe(table: str, rows: pa.Table, from_packet: int, to_packet: int) -> Segment:
+def current_manifest(table: str, produced: int, base: str | None, last_packet_memory: str | None) -> str | None:
+    """The memory now: the one after fact output `produced` (`base`), unless the last
+    packet of `table` remembered re-sends after that output (a manifest of its own)."""
+    then = keys.parse_history_then_key(last_packet_memory or "")
+    if then is not None and then[0] == table and then[1] == produced:
+        return last_packet_memory
+    return base
+
+
+def _describe(table: str, rows: pa.Table, from_packet: int, to_packet: int, tag: str = "") -> Segment:
     micros = pc.cast(rows[UPDATED], pa.int64())
+    key = keys.history_segment_key(table, from_packet, to_packet)
     return Segment(
-        keys.history_segment_key(table, from_packet, to_packet),
+        key.removesuffix(".parquet") + tag + ".parquet" if tag else key,
         pc.min(micros).as_py(), pc.max(micros).as_py(), rows.num_rows, from_packet, to_packet,
     )
 
@@ -253,79 +303,151 @@ def _merged(older: pa.Table, newer: pa.Table) -> pa.Table:
 
 @dataclass
 class HistoryUpdate:
-    """What one packet did to the memory of its fact source table."""
+    """What one packet (or replay) did to the memory of its fact source table."""
 
     table: str
-    written: pa.Table  # id, last_updated, hash of every row written
-    resent: int = 0  # rows skipped: that version was written before, same content
+    written: pa.Table  # id, last_updated, hash, packet of every row written or re-sent
+    resent: int = 0  # rows skipped: that version was sent before, same content
     resent_ids: tuple = ()  # a few of their ids
     mutated_ids: tuple = ()  # ids of versions written before that came back changed
-    mutated: int = 0  # rows
+    mutated: int = 0  # rows written whose version had other content before
     segments_read: int = 0
+    superseded: int = 0  # rows skipped: a later packet's content of that version was written
+    superseded_by: dict = field(default_factory=dict)  # the superseding packet -> a few ids
 
 
 @dataclass
 class Versions:
     """One row per fact version: across packets (the memory) and within the packet.
 
-    Across packets: a version already written with the same content is skipped (a
-    re-send); with other content it is kept, written as the newest truth and
-    reported. Within the packet: the first row of a version is kept; a later identical
-    row is an exact duplicate, written once (skipped); a later row that differs is a
-    conflict, rejected. Carried across blocks as (version, content hash) of the kept
-    rows, so processing a packet in blocks gives the same result as processing it whole.
+    Across packets (docs/design.md#fact-memory, #waits-and-replays): a version whose
+    content the memory holds from a later packet than these rows' is superseded
+    (skipped: the warehouse never receives older content than it holds); one sent
+    before with the same content is a re-send (skipped); with other content it is
+    kept, written as the newest truth and reported as a change once it is written.
+    Content is what the warehouse holds: the hash is over the columns written
+    (`content`: source rows -> output columns), so a column the warehouse never holds
+    or a formatting difference is no change. Within the packet: the first row of a
+    version is kept; a later identical row is an exact duplicate, written once
+    (skipped); a later row that differs is a conflict, rejected. Carried across blocks
+    as (version, content hash) of the kept rows, so processing a packet in blocks
+    gives the same result as processing it whole.
+
+    A replay offers rows of several source packets, oldest first: `next_packet`
+    starts the next one, with what this replay wrote so far remembered on top of the
+    memory.
     """
 
     memory: FactMemory
+    content: Callable[[pa.Table], pa.Table] | None = None  # source rows -> columns written
+    packet: int = 0  # the source packet the screened rows come from
     _seen: list = field(default_factory=list)  # id, last_updated, __hash of kept rows
     # Hashes of every kept version, sorted: a quick, exact "certainly new" test
     # (different hashes mean different versions); a match is checked exactly.
     _version_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
     _written: list = field(default_factory=list)
-    _kept: pa.Table | None = None  # version, line, hash of the last block's kept rows
+    _kept: pa.Table | None = None  # version, line, hash, changed of the last block's kept rows
+    _overlay: pa.Table | None = None  # a replay's: versions written by its earlier packets
     _resent: int = 0
     _resent_ids: list = field(default_factory=list)
     _mutated: list = field(default_factory=list)
+    _superseded: dict = field(default_factory=dict)  # packet -> [count, ids]
 
     @property
     def _key(self) -> list[str]:
         return [self.memory.source.key, UPDATED]
 
+    def next_packet(self, packet: int) -> None:
+        """Screen the rows of source packet `packet` next (a replay's)."""
+        if self._written:
+            self._overlay = pa.concat_tables(
+                ([self._overlay] if self._overlay is not None else []) + self._written
+            ).combine_chunks()
+        self.packet = packet
+        self._seen, self._kept = [], None
+        self._version_hashes = np.empty(0, dtype=np.uint64)
+
+    def _hash(self, rows: pa.Table) -> np.ndarray:
+        if self.content is None:
+            return row_hashes(rows.drop_columns([LINE]))
+        return row_hashes(self.content(rows))
+
     def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
-        """(rows to keep, how many were skipped as already written or exact
+        """(rows to keep, how many were skipped as superseded, re-sent or exact
         duplicates, the conflicting rows' failure)."""
         if rows.num_rows == 0:
             return rows, 0, []
-        content = row_hashes(rows.drop_columns([LINE]))
-        resent = 0
-        found, remembered = self.memory.lookup(rows[self._key[0]], rows[UPDATED])
+        content = self._hash(rows)
+        ids = rows[self._key[0]]
+        found, remembered, packets = self._recall(ids, rows[UPDATED])
+        changed = np.zeros(rows.num_rows, dtype=bool)
+        skipped = 0
         if found.any():
-            same = found & (remembered == content)
-            changed = found & ~same
-            if changed.any():
-                self._mutated.append(rows[self._key[0]].filter(pa.array(changed)).combine_chunks())
+            legacy = found & (packets == LEGACY)
+            if legacy.any():
+                # Remembered before the hash was over the columns written: compared
+                # with the hash it was stored with (over the source columns).
+                source_hash = row_hashes(rows.drop_columns([LINE]))
+                remembered = np.where(legacy & (source_hash == remembered), content, remembered)
+            superseded = found & (packets > self.packet)
+            same = found & ~superseded & (remembered == content)
+            changed = found & ~superseded & ~same
+            for packet in np.unique(packets[superseded]).tolist():
+                at = superseded & (packets == packet)
+                entry = self._superseded.setdefault(int(packet), [0, []])
+                entry[0] += int(at.sum())
+                entry[1] = (entry[1] + ids.filter(pa.array(at))[:_EXAMPLE_IDS].to_pylist())[:_EXAMPLE_IDS]
             if same.any():
-                resent = int(same.sum())
-                self._resent += resent
+                self._resent += int(same.sum())
                 if len(self._resent_ids) < _EXAMPLE_IDS:
-                    self._resent_ids += rows[self._key[0]].filter(pa.array(same))[:_EXAMPLE_IDS].to_pylist()
-                rows, content = rows.filter(pa.array(~same)), content[~same]
-                if rows.num_rows == 0:
-                    return rows, resent, []
-        kept, duplicates, conflicts = self._within_packet(rows, content)
-        return kept, duplicates + resent, conflicts
+                    self._resent_ids += ids.filter(pa.array(same))[:_EXAMPLE_IDS].to_pylist()
+                # A re-send is remembered as sent by this packet: a row still waiting
+                # from an earlier one is superseded by it.
+                resent = rows.filter(pa.array(same))
+                self._written.append(self._versions(resent[self._key[0]], resent[UPDATED], content[same]))
+            gone = superseded | same
+            skipped = int(gone.sum())
+            if gone.all():
+                return rows.filter(pa.array(~gone)), skipped, []
+            rows, content, changed = rows.filter(pa.array(~gone)), content[~gone], changed[~gone]
+        kept, duplicates, conflicts = self._within_packet(rows, content, changed)
+        return kept, duplicates + skipped, conflicts
+
+    def _recall(self, ids, updated) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found, hashes, packets = self.memory.recall(ids, updated)
+        if self._overlay is None or not self._overlay.num_rows:
+            return found, hashes, packets
+        query = pa.table({_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
+                          _ROW: pa.array(np.arange(len(ids), dtype=np.int64))})
+        newest = _sorted_unique(self._overlay)
+        matched = query.join(newest, [_ID, UPDATED], join_type="inner", use_threads=False)
+        if matched.num_rows:
+            at = matched[_ROW].to_numpy()
+            found, hashes, packets = found.copy(), hashes.copy(), packets.copy()
+            found[at] = True
+            hashes[at] = matched[HASH].to_numpy()
+            packets[at] = matched[PACKET].to_numpy()
+        return found, hashes, packets
+
+    def _versions(self, ids, updated, hashes: np.ndarray) -> pa.Table:
+        return pa.table({_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
+                         HASH: pa.array(hashes, pa.uint64()),
+                         PACKET: pa.array(np.full(len(hashes), self.packet, dtype=np.int64))})
 
     def written(self, valid: pa.Table) -> None:
         """Remember the rows of the last screened block that were written. They are
         fact rows: their version and hash are those of the kept source rows of the
-        same lines (in line order, so a binary search finds them)."""
+        same lines (in line order, so a binary search finds them). A written row
+        whose version had other content is the change reported (once: here)."""
         if not valid.num_rows:
             return
         kept = self._kept
         at = pa.array(np.searchsorted(kept[LINE].to_numpy(), valid[LINE].to_numpy()))
         rows = kept.take(at)
-        self._written.append(pa.table({
-            _ID: rows.column(0).cast(pa.int32()), UPDATED: rows[UPDATED], HASH: rows[HASH]}))
+        self._written.append(self._versions(rows.column(0), rows[UPDATED], rows[HASH].to_numpy()))
+        changed = rows[_CHANGED]
+        if pc.any(changed).as_py():
+            self._mutated.append(rows.column(0).filter(changed).combine_chunks().cast(pa.int32()))
 
     def update(self) -> HistoryUpdate:
         written = pa.concat_tables(self._written) if self._written else SEGMENT_SCHEMA.empty_table()
@@ -338,13 +460,18 @@ class Versions:
             mutated_ids=tuple(pc.unique(mutated).to_pylist()),
             mutated=len(mutated),
             segments_read=self.memory.segments_read,
+            superseded=sum(c for c, _ in self._superseded.values()),
+            superseded_by={p: tuple(ids) for p, (_, ids) in sorted(self._superseded.items())},
         )
 
     # -- within the packet ------------------------------------------------------------
 
-    def _within_packet(self, rows: pa.Table, content: np.ndarray) -> tuple[pa.Table, int, list[Failure]]:
+    def _within_packet(
+        self, rows: pa.Table, content: np.ndarray, changed: np.ndarray
+    ) -> tuple[pa.Table, int, list[Failure]]:
         key = self._key
         block = rows.select(key + [LINE]).append_column(HASH, pa.array(content, pa.uint64()))
+        block = block.append_column(_CHANGED, pa.array(changed, pa.bool_()))
         versions = np.sort(row_hashes(rows.select(key)))
         repeated = bool(len(versions) > 1 and (versions[1:] == versions[:-1]).any())
         if not repeated and not self._maybe_seen(versions):
@@ -392,7 +519,7 @@ class Versions:
         keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
         kept_versions = screened.filter(keep)
         self._remember(kept_versions, np.sort(row_hashes(kept_versions.select(key))))
-        self._kept = kept_versions.select(key + [LINE, HASH])
+        self._kept = kept_versions.select(key + [LINE, HASH, _CHANGED])
         conflicts = []
         if pc.any(differs).as_py():
             conflicts.append(

@@ -31,6 +31,7 @@ from runtime.observability import (
     PACKET_GAP,
     PACKETS_PROCESSED,
     ROWS_REJECTED,
+    ROWS_WAITING,
     ROWS_WRITTEN,
     SCHEMA_DRIFT,
     SILENT_MUTATION,
@@ -52,7 +53,7 @@ from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.records import CommitRecord, PacketOutcome, RunSummary, WrittenObject
 from runtime.replays import facts_waiting_for, run_replay
-from runtime.state import empty
+from runtime.state import empty, loaded
 from runtime.tables import (
     SOURCES,
     STATE_INPUTS,
@@ -60,6 +61,7 @@ from runtime.tables import (
     produced_parameter,
 )
 from runtime.transform import Transformed, transform
+from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
@@ -90,6 +92,7 @@ class Pipeline:
         packet_ids: PacketIds,
         ssm_prefix: str,
         metrics: Metrics,
+        wait_alarm_hours: float = DEFAULT_ALARM_HOURS,
     ) -> None:
         self._source = source
         self._store = store
@@ -100,6 +103,7 @@ class Pipeline:
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
         self._immutable: dict[str, bytes | None] = {}  # fact memory objects read this invocation
+        self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 
     def run(self, event: Event, summary: RunSummary | None = None) -> RunSummary:
         """Process the event (and what earlier invocations left pending). `summary` is
@@ -132,7 +136,7 @@ class Pipeline:
                 summary.outcomes.append(process_late(self, late.table, late.id))
             if replay is not None:
                 summary.failed_packet = f"replay:{replay}"
-                summary.outcomes.append(run_replay(self, replay))
+                summary.outcomes.append(run_replay(self, replay, self._watch))
             self._store.delete(key)
         summary.failed_packet = None
         return summary
@@ -207,7 +211,7 @@ class Pipeline:
             state = keys.state_key(table, packet_id)
             self._put(state, to_parquet(result.state), name, result.state.num_rows)
         # New dimension rows may complete facts that were quarantined for want of them.
-        replay = result.state is not None and facts_waiting_for(self._store, result)
+        replay = result.state is not None and facts_waiting_for(self._store, result, self._watch)
         record = self._write(
             name,
             CommitRecord(table, packet_id, state=state, replay_requested=replay),
@@ -240,7 +244,8 @@ class Pipeline:
 
         blocks = counted(read_blocks(objects))
         memory = None if source.keeps_state else self._memory(table)
-        result = transform(source, blocks, states, name, memory)
+        packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
+        result = transform(source, blocks, states, name, memory, packet_id)
         if drift:
             logger.warning(
                 "schema drift: the source's columns differ from the declaration",
@@ -282,12 +287,16 @@ class Pipeline:
         fact_table = SOURCES[update.table].primary_output
         fact = next((o for o in outputs if o.table == fact_table), None)
         produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
-        if fact is None or not update.written.num_rows:
-            return self._memory_manifest(update.table, produced)
-        previous = self._memory_manifest(update.table, fact.packet - 1)
-        for key, body, rows in history.advance(self._read_once, update.table, previous, fact.packet, update.written):
+        previous = self._current_manifest(update.table, produced)
+        if not update.written.num_rows or (fact is None and name.startswith(f"{REPLAY}:")):
+            return previous
+        # No fact output, only re-sends: remembered as sent by this packet all the same
+        # (a row still waiting from an earlier packet is superseded by them).
+        then = None if fact is not None else int(name.rsplit(":", 1)[1])
+        n = fact.packet if fact is not None else produced
+        for key, body, rows in history.advance(self._read_once, update.table, previous, n, update.written, then):
             self._put(key, body, name, rows)
-        return keys.history_manifest_key(update.table, fact.packet)
+        return keys.history_manifest_key(update.table, n) if then is None else keys.history_then_key(update.table, n, then)
 
     def _apply(self, record: CommitRecord) -> None:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
@@ -335,8 +344,12 @@ class Pipeline:
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
         for report in result.reports:
-            if report.rows_rejected:
-                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
+            # Waits heal themselves (docs/design.md#waits-and-replays): RowsWaiting, when
+            # they start; RowsRejected is for rows that need a fix at the source.
+            if report.rows_rejected - report.rows_waiting:
+                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected - report.rows_waiting)
+            if report.rows_waiting and record.table != REPLAY:
+                self._metrics.add(ROWS_WAITING, report.table, report.rows_waiting)
         return PacketOutcome(
             name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
         )
@@ -349,6 +362,13 @@ class Pipeline:
                 extra={"packet": name, "table": memory.table, "rows_skipped": memory.resent,
                        "reason": "the same version with the same content was written by an earlier packet",
                        "ids": list(memory.resent_ids)},
+            )
+        if memory.superseded:
+            logger.info(
+                "waiting fact versions superseded by a later packet: skipped",
+                extra={"packet": name, "table": memory.table, "rows_skipped": memory.superseded,
+                       "reason": "a later packet's content of the same version was written or re-sent",
+                       "superseded_by": {f"{memory.table}:{k}": list(v) for k, v in memory.superseded_by.items()}},
             )
         if memory.mutated:
             logger.warning(
@@ -364,7 +384,7 @@ class Pipeline:
         """The versions of `table`'s facts written so far: the memory as of the fact
         output packet its `produced` id names (so an uncommitted attempt's is not)."""
         source = SOURCES[table]
-        manifest = self._memory_manifest(table, self._ids.read_packet_id(
+        manifest = self._current_manifest(table, self._ids.read_packet_id(
             produced_parameter(self._prefix, source.primary_output)))
         if manifest is None:
             return history.FactMemory.empty(source)
@@ -379,6 +399,16 @@ class Pipeline:
         if data is not None and "_manifest_" in key:
             self._immutable[key] = data
         return data
+
+    def _current_manifest(self, table: str, produced: int) -> str | None:
+        """The memory as of fact output `produced`, or the one the last packet of
+        `table` wrote after it (re-sends only: runtime.history.current_manifest)."""
+        consumed = self._consumed(table)
+        last = None
+        if consumed:
+            data = self._store.read(keys.commit_key(table, consumed))
+            last = CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
+        return history.current_manifest(table, produced, self._memory_manifest(table, produced), last)
 
     def _memory_manifest(self, table: str, produced: int) -> str | None:
         if produced == 0:
@@ -422,7 +452,7 @@ class Pipeline:
         data = self._store.read(key)
         if data is None:
             raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return from_parquet(data).cast(coerced_schema(SOURCES[table]))
+        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
 
     def _late_records(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""

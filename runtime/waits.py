@@ -1,0 +1,154 @@
+"""Facts waiting for a dimension key (docs/design.md#waits-and-replays): where they are,
+in which order a replay offers them, and which have waited too long.
+
+A fact row whose dimension key has not arrived is quarantined with `_waits_for` (the
+keys it needs). It stays an open wait until a replay takes the file it sits in: then it
+is resolved exactly once (written, skipped as a re-send or as superseded by a later
+packet, rejected for a reason of its own) or, its key still missing, written again to
+that replay's quarantine file with where it came from (`_object`, `_line`, `_packet`)
+and since when it waits (`_waiting_since`), and so stays open there.
+
+Reads only the processed bucket's quarantine and replay records; no clock of its own
+(the caller passes `now`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from runtime import keys
+from runtime.errors import CorruptRecordError
+from runtime.observability import Metrics, logger
+from runtime.ports import ProcessedStore
+from runtime.records import CommitRecord
+from runtime.tables import FACTS
+from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
+
+# The outputs whose waiting rows a replay offers again: every fact (runtime/tables.py).
+REPLAYED_TABLES: tuple[str, ...] = tuple(f.name for f in FACTS)
+PACKET = "_packet"  # in a re-quarantined waiting row: the source packet it came from
+SINCE = "_waiting_since"  # ... and since when it waits (ISO 8601, UTC)
+# Bookkeeping a quarantine line adds to a source row: never offered as a field.
+BOOKKEEPING = (WAITS_FOR, OBJECT, LINE_NUMBER, "_length", "_reasons", PACKET, SINCE)
+DEFAULT_ALARM_HOURS = 24.0
+_EXAMPLE_KEYS = 20
+
+
+@dataclass(frozen=True)
+class Wait:
+    """One open wait: a quarantined fact row and what it needs."""
+
+    table: str  # the fact output table
+    file: str  # the quarantine file it sits in
+    packet: int  # the source packet it came from (0: not known, older files)
+    origin: str  # the object it came from
+    line: int  # its line there
+    waits_for: dict  # {dimension source table: the key it needs}
+    since: datetime  # when it started waiting
+    row: dict  # the source row's own fields
+
+    def to_view(self) -> dict:
+        """What an operator sees of it."""
+        return {"table": self.table, "packet": self.packet, "object": self.origin, "line": self.line,
+                "waits_for": self.waits_for, "since": self.since.isoformat(), "file": self.file}
+
+
+def live_quarantine(store: ProcessedStore, replay: str | None = None) -> list[str]:
+    """Fact quarantine files no replay has taken; never replay `replay`'s own (a
+    killed attempt may have written it already)."""
+    taken = set()
+    for key in store.list_keys(keys.REPLAY_COMMITS):
+        record = CommitRecord.from_json(key, store.read(key) or b"")
+        taken.update(record.replayed or ())
+    own = {keys.replay_quarantine_key(t, replay) for t in REPLAYED_TABLES} if replay else set()
+    return [
+        k
+        for table in REPLAYED_TABLES
+        for k in store.list_keys(keys.quarantine_prefix(table))
+        if k not in taken and k not in own
+    ]
+
+
+def waits_in(store: ProcessedStore, files: list[str]) -> list[Wait]:
+    """The waiting rows of quarantine `files`, in the order a replay offers them: by
+    fact, then source packet (as a number, whatever the file names), then object and
+    line. Rows rejected for a reason of their own are no waits: they are not offered."""
+    waits = []
+    marker = f'"{WAITS_FOR}"'.encode()
+    for file in files:
+        table = file.removeprefix(keys.QUARANTINE).split("/", 1)[0]
+        data = store.read(file) or b""
+        if marker not in data:
+            continue
+        written = store.last_modified(file)
+        for line in data.splitlines():
+            if marker not in line:
+                continue
+            try:
+                row = json.loads(line)
+                needs = row[WAITS_FOR]
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                raise CorruptRecordError(f"quarantine file {file} has an unreadable waiting line: {exc}") from exc
+            if not isinstance(needs, dict):
+                continue  # a source column that happens to share the name: not ours
+            origin = str(row.get(OBJECT, file))
+            packet = row.get(PACKET)
+            if not isinstance(packet, int):
+                packet = keys.packet_of_object(origin) or 0
+            since = _since(row.get(SINCE)) or written
+            fields = {k: v for k, v in row.items() if k not in BOOKKEEPING}
+            waits.append(Wait(table, file, packet, origin, int(row.get(LINE_NUMBER) or 0), needs, since, fields))
+    return sorted(waits, key=lambda w: (REPLAYED_TABLES.index(w.table), w.packet, w.origin, w.line))
+
+
+def open_waits(store: ProcessedStore) -> list[Wait]:
+    """Every wait still open (for the operator views): resolved ones are not listed."""
+    return waits_in(store, live_quarantine(store))
+
+
+def _since(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        since = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class WaitWatch:
+    """Reports waits older than `max_age_hours` (docs/design.md#observability): by then
+    the source is wrong, not late. Once per invocation and fact table: an ERROR naming
+    the missing keys and a `RowsWaiting` document with wait=overdue (0 when none, so
+    the alarm clears)."""
+
+    metrics: Metrics | None
+    max_age_hours: float = DEFAULT_ALARM_HOURS
+
+    def report(self, waits: list[Wait], now: datetime | None = None) -> dict[str, int]:
+        now = now or datetime.now(timezone.utc)
+        limit = now - timedelta(hours=self.max_age_hours)
+        counts = {}
+        for table in REPLAYED_TABLES:
+            late = [w for w in waits if w.table == table and w.since < limit]
+            counts[table] = len(late)
+            if self.metrics is None or self.metrics.overdue_waits.get(table) == len(late):
+                continue
+            if late:
+                missing: dict[str, list] = {}
+                for wait in late:
+                    for dimension, key in wait.waits_for.items():
+                        if key not in missing.setdefault(dimension, []):
+                            missing[dimension].append(key)
+                logger.error(
+                    "facts have waited longer than the alarm age for dimension keys that never came",
+                    extra={"table": table, "rows_overdue": len(late), "max_age_hours": self.max_age_hours,
+                           "oldest_since": min(w.since for w in late).isoformat(),
+                           "missing": {d: k[:_EXAMPLE_KEYS] for d, k in sorted(missing.items())},
+                           "packets": sorted({w.packet for w in late})[:_EXAMPLE_KEYS]},
+                )
+            self.metrics.set_overdue_waits(table, len(late))
+        return counts
