@@ -73,7 +73,8 @@ def lambda_handler(event: Any, context: Any) -> dict:
         parsed = parse_event(event)
         named = [str(p) for p in parsed.packets]
         logger.append_keys(packets=named)
-        pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics)
+        pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics,
+                            settings.wait_alarm_hours)
         pipeline.run(parsed, summary)  # filled in as it goes: still there if it raises
     except Exception as exc:
         error = exc

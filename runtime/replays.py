@@ -36,7 +36,7 @@ from runtime.star import ARROW_SCHEMAS
 from runtime.tables import FACTS, SOURCES, STATE_INPUTS, WAITED_FOR
 from runtime.transform import Transformed, replay_facts
 from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
-from runtime.waits import PACKET, REPLAYED_TABLES, SINCE, Wait, WaitWatch, live_quarantine, waits_in
+from runtime.waits import FIRST, PACKET, REPLAYED_TABLES, Wait, WaitWatch, live_quarantine, waits_in
 
 if TYPE_CHECKING:
     from runtime.pipeline import Pipeline
@@ -106,7 +106,7 @@ def _offer(source, fact: str, packet: int, waits: list[Wait], written, offered: 
 
 def _with_origins(body: bytes, offered: dict) -> bytes:
     """A replay's quarantine lines, each naming where its row came from (not the line it
-    was offered as) and, when it still waits, since when."""
+    was offered as) and, when it still waits, the file it started waiting in."""
     out = []
     for line in body.splitlines():
         row = json.loads(line)
@@ -115,7 +115,7 @@ def _with_origins(body: bytes, offered: dict) -> bytes:
             tail = {k: row.pop(k) for k in ("_reasons", WAITS_FOR) if k in row}
             row[OBJECT], row[LINE_NUMBER], row[PACKET] = wait.origin, wait.line, wait.packet
             if WAITS_FOR in tail:
-                row[SINCE] = wait.since.isoformat()
+                row[FIRST] = wait.first
             row |= tail
         out.append(json.dumps(row, ensure_ascii=False, allow_nan=False).encode())
     return b"\n".join(out) + b"\n" if out else b""

@@ -20,6 +20,7 @@ class Settings:
     processed_bucket: str
     ssm_prefix: str = DEFAULT_SSM_PREFIX
     log_level: str = "INFO"
+    wait_alarm_hours: float = 24.0  # a fact waiting longer is reported (docs/design.md#waits-and-replays)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -45,8 +46,15 @@ class Settings:
         level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
         if level not in _LEVELS:
             problems.append(f"LOG_LEVEL={level!r} is not one of {', '.join(_LEVELS)}")
+        hours_text = env.get("WAIT_ALARM_HOURS", "").strip() or "24"
+        try:
+            hours = float(hours_text)
+        except ValueError:
+            hours = -1.0
+        if not 0 < hours <= 24 * 366:
+            problems.append(f"WAIT_ALARM_HOURS={hours_text[:40]!r} must be a number of hours, over 0, up to a year")
         if ingestion and ingestion == processed:
             problems.append("INGESTION_BUCKET and PROCESSED_BUCKET must differ")
         if problems:
             raise ConfigError("bad configuration: " + "; ".join(problems))
-        return cls(ingestion, processed, prefix, level)
+        return cls(ingestion, processed, prefix, level, hours)

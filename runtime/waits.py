@@ -6,7 +6,8 @@ keys it needs). It stays an open wait until a replay takes the file it sits in: 
 is resolved exactly once (written, skipped as a re-send or as superseded by a later
 packet, rejected for a reason of its own) or, its key still missing, written again to
 that replay's quarantine file with where it came from (`_object`, `_line`, `_packet`)
-and since when it waits (`_waiting_since`), and so stays open there.
+and the quarantine file it started waiting in (`_waiting_in`: its LastModified is when,
+kept as a key so a retry writes the very same bytes), and so stays open there.
 
 Reads only the processed bucket's quarantine and replay records; no clock of its own
 (the caller passes `now`).
@@ -29,9 +30,9 @@ from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
 # The outputs whose waiting rows a replay offers again: every fact (runtime/tables.py).
 REPLAYED_TABLES: tuple[str, ...] = tuple(f.name for f in FACTS)
 PACKET = "_packet"  # in a re-quarantined waiting row: the source packet it came from
-SINCE = "_waiting_since"  # ... and since when it waits (ISO 8601, UTC)
+FIRST = "_waiting_in"  # ... and the quarantine file it started waiting in
 # Bookkeeping a quarantine line adds to a source row: never offered as a field.
-BOOKKEEPING = (WAITS_FOR, OBJECT, LINE_NUMBER, "_length", "_reasons", PACKET, SINCE)
+BOOKKEEPING = (WAITS_FOR, OBJECT, LINE_NUMBER, "_length", "_reasons", PACKET, FIRST)
 DEFAULT_ALARM_HOURS = 24.0
 _EXAMPLE_KEYS = 20
 
@@ -46,7 +47,8 @@ class Wait:
     origin: str  # the object it came from
     line: int  # its line there
     waits_for: dict  # {dimension source table: the key it needs}
-    since: datetime  # when it started waiting
+    first: str  # the quarantine file it started waiting in
+    since: datetime  # when it started waiting (that file's LastModified)
     row: dict  # the source row's own fields
 
     def to_view(self) -> dict:
@@ -76,13 +78,13 @@ def waits_in(store: ProcessedStore, files: list[str]) -> list[Wait]:
     fact, then source packet (as a number, whatever the file names), then object and
     line. Rows rejected for a reason of their own are no waits: they are not offered."""
     waits = []
+    written: dict[str, datetime] = {}  # LastModified of each file a wait started in
     marker = f'"{WAITS_FOR}"'.encode()
     for file in files:
         table = file.removeprefix(keys.QUARANTINE).split("/", 1)[0]
         data = store.read(file) or b""
         if marker not in data:
             continue
-        written = store.last_modified(file)
         for line in data.splitlines():
             if marker not in line:
                 continue
@@ -97,25 +99,20 @@ def waits_in(store: ProcessedStore, files: list[str]) -> list[Wait]:
             packet = row.get(PACKET)
             if not isinstance(packet, int):
                 packet = keys.packet_of_object(origin) or 0
-            since = _since(row.get(SINCE)) or written
+            first = row.get(FIRST)
+            first = first if isinstance(first, str) and first.startswith(keys.QUARANTINE) else file
+            if first not in written:  # quarantine files are immutable and kept
+                written[first] = store.last_modified(first)
             fields = {k: v for k, v in row.items() if k not in BOOKKEEPING}
-            waits.append(Wait(table, file, packet, origin, int(row.get(LINE_NUMBER) or 0), needs, since, fields))
+            line_number = row.get(LINE_NUMBER)
+            line_number = line_number if isinstance(line_number, int) else 0
+            waits.append(Wait(table, file, packet, origin, line_number, needs, first, written[first], fields))
     return sorted(waits, key=lambda w: (REPLAYED_TABLES.index(w.table), w.packet, w.origin, w.line))
 
 
 def open_waits(store: ProcessedStore) -> list[Wait]:
     """Every wait still open (for the operator views): resolved ones are not listed."""
     return waits_in(store, live_quarantine(store))
-
-
-def _since(value) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        since = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return since if since.tzinfo else since.replace(tzinfo=timezone.utc)
 
 
 @dataclass

@@ -27,3 +27,12 @@ def test_trailing_slash_of_the_prefix_is_dropped():
         {"INGESTION_BUCKET": "in-bucket", "PROCESSED_BUCKET": "out-bucket", "SSM_PREFIX": "/a/b/", "LOG_LEVEL": "debug"}
     )
     assert (settings.ssm_prefix, settings.log_level) == ("/a/b", "DEBUG")
+
+
+def test_the_wait_alarm_age_is_read_in_hours_and_checked():
+    base = {"INGESTION_BUCKET": "in-bucket", "PROCESSED_BUCKET": "out-bucket"}
+    assert Settings.from_env(base).wait_alarm_hours == 24
+    assert Settings.from_env(base | {"WAIT_ALARM_HOURS": "6.5"}).wait_alarm_hours == 6.5
+    for bad in ("0", "-1", "nan", "inf", "soon"):
+        with pytest.raises(ConfigError, match="WAIT_ALARM_HOURS"):
+            Settings.from_env(base | {"WAIT_ALARM_HOURS": bad})
