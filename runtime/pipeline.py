@@ -61,6 +61,7 @@ from runtime.tables import (
     produced_parameter,
 )
 from runtime.transform import Transformed, transform
+from runtime.versions import HistoryUpdate
 from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
@@ -280,7 +281,7 @@ class Pipeline:
         self._put(commit_key, record.to_json(), name, len(outputs))
         return record
 
-    def _remember(self, name: str, update: history.HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
+    def _remember(self, name: str, update: HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
         """Step 3 for the fact memory: the segment of the versions just written and
         the manifest naming it, keyed by the fact output packet; returns the manifest
         (the memory after this packet) for the commit record."""
@@ -354,7 +355,7 @@ class Pipeline:
             name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
         )
 
-    def _report_memory(self, name: str, memory: history.HistoryUpdate) -> None:
+    def _report_memory(self, name: str, memory: HistoryUpdate) -> None:
         """Fact versions already written: re-sends skipped (INFO), changes reported."""
         if memory.resent:
             logger.info(

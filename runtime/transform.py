@@ -11,7 +11,8 @@ Dimension packets are small and are remodelled whole. Fact packets can be millio
 rows, so they are remodelled block by block, each block's valid facts written as a
 Parquet row group, and memory stays flat; what must hold across the whole packet (one
 row per version, the dates dim_date needs, the key's timestamp) is carried from block
-to block; the version screen and the cross-packet fact memory are runtime/history.py.
+to block; the version screen is runtime/versions.py, the cross-packet fact memory
+runtime/history.py.
 (Just over 300 lines: the output sink, which streams row groups and accounts every
 line, sits with the two paths that feed it.)
 """
@@ -29,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import state as st
-from runtime.history import FactMemory, HistoryUpdate, Versions
+from runtime.history import FactMemory
+from runtime.versions import HistoryUpdate, Versions
 from runtime.reading import ParsedPacket, concat
 from runtime.star import ARROW_SCHEMAS, MODULES, SCHEMAS, dim_date
 from runtime.tables import (
