@@ -99,7 +99,7 @@ def _offer(source, fact: str, packet: int, waits: list[Wait], written, offered: 
     lines = []
     for number, wait in enumerate(waits, start=1):
         offered[(key, number)] = wait
-        lines.append(json.dumps(wait.row, ensure_ascii=False).encode())
+        lines.append(wait.text)
     body = b"\n".join(lines) + b"\n"
     return (parse_block(source, block, written) for block in read_blocks([(key, io.BytesIO(body))]))
 

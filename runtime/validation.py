@@ -40,6 +40,9 @@ QUARANTINE_RAW_BYTES = 64 * 1024
 # The keys a quarantine line adds to a source row; a row that has one already is kept
 # raw, so nothing is overwritten.
 OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH = "_object", "_line", "_raw", "_reasons", "_length"
+# What a replay adds to a row still waiting (runtime.waits): the source packet it came
+# from and the quarantine file it started waiting in.
+PACKET_NUMBER, WAITING_IN = "_packet", "_waiting_in"
 
 
 class SourceLine(bytes):
@@ -319,7 +322,7 @@ def _raw(text: bytes) -> dict:
     return {RAW: bytes(text[:QUARANTINE_RAW_BYTES]).decode("utf-8", "ignore"), LENGTH: length}
 
 
-_RESERVED = frozenset({OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH, WAITS_FOR})
+_RESERVED = frozenset({OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH, WAITS_FOR, PACKET_NUMBER, WAITING_IN})
 
 
 class _NotKeptExactly(ValueError):

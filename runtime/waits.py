@@ -25,12 +25,12 @@ from runtime.observability import Metrics, logger
 from runtime.ports import ProcessedStore
 from runtime.records import CommitRecord
 from runtime.tables import FACTS
-from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
+from runtime.validation import LINE_NUMBER, OBJECT, PACKET_NUMBER, RAW, WAITING_IN, WAITS_FOR
 
 # The outputs whose waiting rows a replay offers again: every fact (runtime/tables.py).
 REPLAYED_TABLES: tuple[str, ...] = tuple(f.name for f in FACTS)
-PACKET = "_packet"  # in a re-quarantined waiting row: the source packet it came from
-FIRST = "_waiting_in"  # ... and the quarantine file it started waiting in
+PACKET = PACKET_NUMBER  # in a re-quarantined waiting row: the source packet it came from
+FIRST = WAITING_IN  # ... and the quarantine file it started waiting in
 # Bookkeeping a quarantine line adds to a source row: never offered as a field.
 BOOKKEEPING = (WAITS_FOR, OBJECT, LINE_NUMBER, "_length", "_reasons", PACKET, FIRST)
 DEFAULT_ALARM_HOURS = 24.0
@@ -49,7 +49,14 @@ class Wait:
     waits_for: dict  # {dimension source table: the key it needs}
     first: str  # the quarantine file it started waiting in
     since: datetime  # when it started waiting (that file's LastModified)
-    row: dict  # the source row's own fields
+    row: dict  # the source row's own fields (`_raw`: its exact text, kept raw)
+
+    @property
+    def text(self) -> bytes:
+        """The source line to offer again."""
+        if RAW in self.row:
+            return str(self.row[RAW]).encode()
+        return json.dumps(self.row, ensure_ascii=False).encode()
 
     def to_view(self) -> dict:
         """What an operator sees of it."""

@@ -174,3 +174,15 @@ def test_the_invocation_that_lists_waits_reports_the_overdue_ones(h):
     overdue = [m for m in h.metrics() if m.get("wait") == "overdue" and m["table"] == "fact_sales_order"]
     assert [m["RowsWaiting"] for m in overdue] == [0, 1]  # dimensions:1 (no wait), then staff:2
     assert json.loads(json.dumps(overdue[-1]))["RowsWaiting"] == 1
+
+
+def test_a_waiting_row_kept_raw_is_offered_as_its_exact_text(h):
+    # A source field named like the replay's own bookkeeping: the row is kept raw.
+    h.upload("sales_order", 1, [{**sales_order(1, staff_id=21), "_packet": 99}])
+    h.invoke("sales_order:1")
+    [waiting] = h.quarantine("fact_sales_order", "sales_order:1")
+    assert "_raw" in waiting and waiting["_waits_for"] == {"staff": 21}
+    h.upload("staff", 2, [staff_21()])
+    h.invoke("staff:2")
+    assert versions_of(h, 1) == [(21, 42972)]
+    assert open_waits(h.processed) == []
