@@ -267,7 +267,7 @@ def _dimension_packet(
             incoming = incoming.filter(pc.invert(pc.is_in(incoming[LINE], value_set=pa.array(bad))))
         new_state, changed = st.upsert(plain[source.name], incoming, source.key)
         candidates = [_dimension_rows(OUTPUTS[t], source, changed, plain) for t in source.outputs]
-        found = [f for c in candidates for f in _own_failures(c)]
+        found = [f for t, c in zip(source.outputs, candidates) for f in _own_failures(source, OUTPUTS[t], c)]
         if not found:
             break
         rejected += found
@@ -296,11 +296,16 @@ def _feeds(source: SourceTable) -> bool:
     return OUTPUTS[source.primary_output].source == source.name
 
 
-def _own_failures(candidate: _Candidate) -> list[Failure]:
-    """The checks a dimension candidate's rows fail on their own values (not a missing
-    parent: such a row waits in the state for it)."""
+def _own_failures(source: SourceTable, out: OutputTable, candidate: _Candidate) -> list[Failure]:
+    """The checks the changed rows of `source` fail on their own values, as `out`'s
+    candidate shows them (not a missing parent: such a row waits in the state for it).
+    In a re-emitted row only the columns taken from the parent are the parent's: a
+    staff row's own bad email is not its department's fault."""
     _, found = validate(SCHEMAS[candidate.table], without_lines(candidate.rows, candidate.failures))
-    return found
+    if out.source == source.name:
+        return found
+    childs = {name for name, _ in SOURCES[out.source].columns}
+    return [f for f in found if f.column != "*" and f.column not in childs]
 
 
 def _dimension_rows(

@@ -80,3 +80,17 @@ def test_an_update_waiting_for_its_own_department_holds_no_fact_back(h):
     assert sorted(r["sales_order_id"] for r in h.rows("fact_sales_order")) == [1, 2]
     assert open_waits(h.processed) == []
     h.check_invariants()
+
+
+def test_a_staff_row_failing_its_own_check_is_not_its_new_departments_fault(h):
+    h.upload("staff", 2, [staff(6, 9, "Al", "Bo", email="no-at-sign", updated=LATER)])
+    h.invoke("staff:2")  # waits for department 9 (its email is checked when it can be built)
+    h.upload("department", 2, [department(9, "Dispatch", "Leeds")])
+    h.invoke("department:2")
+    # Department 9 is valid and enters the state; staff 6 is rejected for its email.
+    h.upload("staff", 3, [staff(7, 9, "Cy", "Do", updated=LATER)])
+    h.invoke("staff:3")
+    assert [(r["staff_id"], r["department_name"]) for r in h.rows("dim_staff")][-1] == (7, "Dispatch")
+    # Staff 6's re-emitted row is the one rejected (quarantined at the line that re-emitted it).
+    [rejected] = h.quarantine("dim_staff", "department:2")
+    assert rejected["_reasons"][0].startswith("email_address")
