@@ -428,9 +428,11 @@ class Pipeline:
         return self._ids.read_packet_id(consumed_parameter(self._prefix, table))
 
     def _state_key(self, table: str) -> str | None:
-        """The key of `table`'s committed state snapshot, from its last commit record."""
+        """The key of `table`'s committed state snapshot, from its last commit record;
+        for a fact source, its fact memory (a packet passed over keeps it)."""
         if not SOURCES[table].keeps_state:
-            return None
+            return self._current_manifest(table, self._ids.read_packet_id(
+                produced_parameter(self._prefix, SOURCES[table].primary_output)))
         consumed = self._consumed(table)
         if consumed == 0:
             return None

@@ -186,3 +186,23 @@ def test_a_waiting_row_kept_raw_is_offered_as_its_exact_text(h):
     h.invoke("staff:2")
     assert versions_of(h, 1) == [(21, 42972)]
     assert open_waits(h.processed) == []
+
+
+def test_a_packet_skipped_by_an_operator_keeps_what_the_memory_knew_of_re_sends(h):
+    """Packet 3's re-send supersedes packet 2's waiting change even when packet 4, skipped
+    by an operator, is the last packet of the table before the replay."""
+    from runtime.errors import MissingPacketError
+    from runtime.operations import skip
+    from tests.harness import PREFIX
+
+    h.upload("sales_order", 1, [sales_order(7, updated=V, units_sold=5)])
+    h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=6)])
+    h.upload("sales_order", 3, [sales_order(7, updated=V, units_sold=5)])
+    with pytest.raises(MissingPacketError):
+        h.invoke("sales_order:4")  # 4 has no objects and no later packet has: it fails
+    skip(h.processed, h.ids, PREFIX, "sales_order", 4, "never extracted", "on-call")
+    h.invoke()
+    assert h.consumed("sales_order") == 4
+    h.upload("staff", 2, [staff_21()])
+    h.invoke("staff:2")
+    assert versions_of(h, 7) == [(1, 5)]
