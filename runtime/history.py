@@ -4,17 +4,24 @@ Facts are history: every version (id, last_updated) of an order is a row. A vers
 written once must not be written again when a later packet re-sends it unchanged (an
 ingestion re-sending its boundary rows), and a version that comes back with other
 content (the source changed a row without touching last_updated) is written as the
-newest truth and reported (DESIGN §7b).
+newest truth and reported (docs/design.md#fact-memory).
 
 Why it is shaped like this: the memory grows without bound (10 million versions is a
 few years of orders), so no packet may read or rewrite all of it.
 
 - It is a list of immutable **segments** (Parquet: id, last_updated, a 64-bit hash of
-  the row's content), one per fact output packet, named in a small **manifest** with
-  each segment's last_updated range. The manifest of fact output packet n is the
-  memory once n is written; the processed table's `produced` id names the current one,
-  so a crash before the id moves leaves the previous memory in force and a retry
-  recomputes the same outputs.
+  the columns the warehouse holds of the row, and the source packet that sent that
+  content last), one per fact output packet, named in a small **manifest** with each
+  segment's last_updated range. The manifest of fact output packet n is the memory
+  once n is written; the processed table's `produced` id names the current one, so a
+  crash before the id moves leaves the previous memory in force and a retry
+  recomputes the same outputs. A packet that writes no fact but re-sends versions
+  leaves a manifest of its own (`..._manifest_{n}_then_packet_{k}`), named by its
+  commit record: a waiting row of an earlier packet is superseded by those re-sends
+  (docs/design.md#waits-and-replays).
+- Segments written before the packet column read as LEGACY: their hashes were taken
+  over the source columns, and a version found there is compared that way (a format
+  read, not migrated: segments are immutable and merge into new ones over time).
 - A lookup reads only the segments whose last_updated range holds a looked-up
   version's last_updated. Ingestion packets are time windows, so new versions (later
   than everything remembered) read no segment at all, and re-sent boundary rows read
