@@ -4,8 +4,8 @@ Logs: one structured JSON line per event (Powertools Logger), with the invocatio
 packet list appended as correlation keys. Metrics: CloudWatch embedded metric format
 (EMF) lines on stdout, one per table per invocation, dimension `table`, so the alarms
 can name exactly what they watch; and, when waiting facts were listed, one `RowsWaiting`
-document per fact table with dimensions (table, wait=overdue): the waits older than the
-alarm age (docs/design.md#observability).
+document per fact table with open waits, dimensions (table, wait=overdue): the waits
+older than the alarm age (docs/design.md#observability).
 """
 
 from __future__ import annotations

@@ -126,8 +126,8 @@ def open_waits(store: ProcessedStore) -> list[Wait]:
 class WaitWatch:
     """Reports waits older than `max_age_hours` (docs/design.md#observability): by then
     the source is wrong, not late. Once per invocation and fact table: an ERROR naming
-    the missing keys and a `RowsWaiting` document with wait=overdue (0 when none, so
-    the alarm clears)."""
+    the missing keys and a `RowsWaiting` document with wait=overdue, for each fact table
+    with open waits (0 while they are younger than the age, so the alarm clears)."""
 
     metrics: Metrics | None
     max_age_hours: float = DEFAULT_ALARM_HOURS
@@ -137,6 +137,8 @@ class WaitWatch:
         limit = now - timedelta(hours=self.max_age_hours)
         counts = {}
         for table in REPLAYED_TABLES:
+            if not any(w.table == table for w in waits):
+                continue  # nothing waits: no document (the alarm sees no data, not a breach)
             late = [w for w in waits if w.table == table and w.since < limit]
             counts[table] = len(late)
             if self.metrics is None or self.metrics.overdue_waits.get(table) == len(late):
