@@ -97,11 +97,11 @@ def waits_in(store: ProcessedStore, files: list[str]) -> list[Wait]:
                 continue
             try:
                 row = json.loads(line)
-                needs = row[WAITS_FOR]
-            except (ValueError, KeyError, TypeError, RecursionError) as exc:
-                raise CorruptRecordError(f"quarantine file {file} has an unreadable waiting line: {exc}") from exc
+            except (ValueError, RecursionError) as exc:
+                raise CorruptRecordError(f"quarantine file {file} has a line that is not JSON: {exc}") from exc
+            needs = row.get(WAITS_FOR) if isinstance(row, dict) else None
             if not isinstance(needs, dict):
-                continue  # a source column that happens to share the name: not ours
+                continue  # the marker inside a value, not the key: no wait
             origin = str(row.get(OBJECT, file))
             packet = row.get(PACKET)
             if not isinstance(packet, int):
