@@ -78,6 +78,7 @@ def test_a_version_that_waited_twice_is_written_oldest_first_and_its_change_repo
     assert versions_of(h, 7) == [(21, 5), (21, 9)]
     assert h.output_numbers("fact_sales_order") == [1, 2]  # one replay packet, in row order
     assert mutations(h) == 1
+    assert total(h, "RowsWaiting") == 2 and total(h, "RowsRejected") == 0  # counted once, when they began
     assert open_waits(h.processed) == []
     h.check_invariants()
 
