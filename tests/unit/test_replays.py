@@ -207,3 +207,18 @@ def test_a_packet_skipped_by_an_operator_keeps_what_the_memory_knew_of_re_sends(
     h.upload("staff", 2, [staff_21()])
     h.invoke("staff:2")
     assert versions_of(h, 7) == [(1, 5)]
+
+
+def test_open_waits_show_where_each_came_from_for_the_operator(h):
+    h.upload("sales_order", 1, [sales_order(1), sales_order(2, staff_id=21)])
+    h.upload("sales_order", 2, [sales_order(3, staff_id=22)])
+    h.invoke("sales_order:2")
+    views = [w.to_view() for w in open_waits(h.processed)]
+    assert [(v["packet"], v["line"], v["waits_for"]) for v in views] == [(1, 2, {"staff": 21}), (2, 1, {"staff": 22})]
+    assert all(v["object"].startswith("sales_order/sales_order_packet_") for v in views)
+    json.dumps(views)  # printable as it is
+    h.upload("staff", 2, [staff_21()])
+    h.invoke("staff:2")  # 21 resolved; 22 still open, now in the replay's file, same origin
+    [left] = [w.to_view() for w in open_waits(h.processed)]
+    assert (left["packet"], left["line"], left["waits_for"]) == (2, 1, {"staff": 22})
+    assert "_from_replay_" in left["file"] and left["since"] == views[1]["since"]
