@@ -22,11 +22,13 @@ import io
 import json
 from dataclasses import replace
 from itertools import groupby
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime import keys
+from runtime.history import FactMemory
 from runtime.observability import logger
 from runtime.pending import REPLAY
 from runtime.ports import ProcessedStore
@@ -38,13 +40,29 @@ from runtime.transform import Transformed, replay_facts
 from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
 from runtime.waits import FIRST, PACKET, REPLAYED_TABLES, Wait, WaitWatch, live_quarantine, waits_in
 
-if TYPE_CHECKING:
-    from runtime.pipeline import Pipeline
-
-__all__ = ["REPLAYED_TABLES", "facts_waiting_for", "live_quarantine", "run_replay"]
+__all__ = ["REPLAYED_TABLES", "Committer", "facts_waiting_for", "live_quarantine", "run_replay"]
 
 
-def run_replay(p: Pipeline, replay: str, watch: WaitWatch | None = None) -> PacketOutcome:
+class Committer(Protocol):
+    """What a replay needs of the pipeline that runs it (runtime.pipeline.Pipeline):
+    its commit steps and committed state. A Protocol, so this module imports no caller."""
+
+    _store: ProcessedStore
+
+    def _apply(self, record: CommitRecord) -> None: ...
+
+    def _load_state(self, table: str) -> pa.Table: ...
+
+    def _memory(self, table: str) -> FactMemory: ...
+
+    def _write(
+        self, name: str, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str
+    ) -> CommitRecord: ...
+
+    def _count(self, name: str, record: CommitRecord, result: Transformed) -> PacketOutcome: ...
+
+
+def run_replay(p: Committer, replay: str, watch: WaitWatch | None = None) -> PacketOutcome:
     """Offer the waiting facts again, against today's dimensions.
 
     Takes every live quarantine file of every fact (not taken by an earlier replay),
