@@ -75,7 +75,7 @@ def live_run(rounds) -> Harness:
     return h
 
 
-@settings(max_examples=int(os.environ.get("REBUILD_EXAMPLES", "8")), deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=int(os.environ.get("REBUILD_EXAMPLES", "6")), deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(
     rounds=histories(),
     seed=st.integers(0, 1000),
