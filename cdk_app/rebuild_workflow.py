@@ -19,9 +19,10 @@ step, docs/rebuild.md).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, Duration, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -36,6 +37,7 @@ REBUILD_TIMEOUT = Duration.minutes(15)
 # Fact packets per Map item batch: a few seconds of work each, so a batch is a minute
 # or two and a failed batch costs little to redo.
 ITEMS_PER_BATCH = 4
+FUNCTION_ARN = "${RebuildFunctionArn}"  # substituted in the definition at deploy time
 _LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                   "Lambda.TooManyRequestsException"]  # fmt: skip
 
@@ -193,9 +195,10 @@ class RebuildWorkflow(Construct):
             "StateMachine",
             state_machine_name=name,
             state_machine_type=sfn.StateMachineType.STANDARD,
-            definition_body=sfn.DefinitionBody.from_string(
-                Stack.of(self).to_json_string(definition(self.function.function_arn, max_concurrency))
-            ),
+            # The definition's own JSON (its `"ResultPath": null` kept), the function's
+            # ARN substituted by CloudFormation.
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(definition(FUNCTION_ARN, max_concurrency))),
+            definition_substitutions={FUNCTION_ARN[2:-1]: self.function.function_arn},
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=logs.LogGroup(self, "WorkflowLogs", retention=log_retention),
                                 level=sfn.LogLevel.ALL),  # fmt: skip

@@ -24,7 +24,7 @@ import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from cdk_app.rebuild_workflow import ITEMS_PER_BATCH, definition
+from cdk_app.rebuild_workflow import FUNCTION_ARN, ITEMS_PER_BATCH, definition
 from runtime import handler
 from runtime.rebuild import entry
 from runtime.rebuild.report import REPORT_KEY
@@ -116,7 +116,9 @@ def start(aws, asl: dict) -> str:
         FunctionName="rebuild", Runtime="python3.12", Role=role, Handler="runtime.handler.lambda_handler",
         Code={"ZipFile": b"in-process"},
     )["FunctionArn"]
-    text = json.dumps(asl).replace("FUNCTION_ARN", function)
+    # As CloudFormation substitutes it (the template holds exactly this definition:
+    # tests/infra/test_rebuild_workflow.py).
+    text = json.dumps(asl).replace(FUNCTION_ARN, function)
     machine = aws.sfn.create_state_machine(name="rebuild", definition=text, roleArn=role)["stateMachineArn"]
     execution = aws.sfn.start_execution(
         stateMachineArn=machine, input=json.dumps({"target": {"bucket": TARGET, "ssm_prefix": TARGET_PREFIX}})
@@ -136,7 +138,7 @@ def wait(aws, execution: str, seconds: float = 240) -> dict:
 
 def test_the_workflow_rebuilds_the_fixture_history_in_moto(aws, in_process_lambda):
     fact_packets = upload_history(aws.s3, {"sales_order": 4, "purchase_order": 2, "transaction": 2, "payment": 2})
-    execution = start(aws, runnable_by_moto(definition("FUNCTION_ARN", max_concurrency=2)))
+    execution = start(aws, runnable_by_moto(definition(FUNCTION_ARN, max_concurrency=2)))
     described = wait(aws, execution)
     assert described["status"] == "SUCCEEDED", described
     report = json.loads(aws.s3.get_object(Bucket=TARGET, Key=REPORT_KEY)["Body"].read())
