@@ -14,7 +14,6 @@ every step runs the real code against moto's S3 and SSM.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from types import SimpleNamespace
@@ -22,12 +21,12 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from moto import mock_aws
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
-from cdk_app.rebuild_workflow import FUNCTION_ARN, ITEMS_PER_BATCH, definition
+from cdk_app.rebuild_workflow import FUNCTION_ARN, definition
 from runtime import handler
 from runtime.rebuild import entry
 from runtime.rebuild.report import REPORT_KEY
+from sandbox.rebuild import in_process_lambda, runnable_by_moto
 from sandbox.seed import fixture_lines, packet_key, payment_versions, split
 
 REGION = "eu-west-2"
@@ -35,46 +34,11 @@ INGESTION, LIVE, TARGET = "totesys-ingestion-test", "totesys-processed-test", "t
 TARGET_PREFIX = "/totesys/test/generations/g2"
 
 
-def runnable_by_moto(asl: dict) -> dict:
-    """The definition with the one part moto cannot parse, the ItemBatcher, replaced."""
-    asl = copy.deepcopy(asl)
-    stage = asl["States"]["StageFacts"]
-    batcher = stage.pop("ItemBatcher")
-    assert batcher["MaxItemsPerBatch"] == ITEMS_PER_BATCH
-    stage["ItemSelector"] = {"Items.$": "States.Array($$.Map.Item.Value)", "BatchInput": batcher["BatchInput"]}
-    # Its grammar takes the percentage as a decimal number only (0.0 is the same 0 %).
-    stage["ToleratedFailurePercentage"] = float(stage["ToleratedFailurePercentage"])
-    return asl
-
-
-class Context:
-    """What Lambda hands the handler: the time left of a 15-minute call."""
-
-    def __init__(self) -> None:
-        self._deadline = time.monotonic() + 900
-        self.aws_request_id = "moto-in-process"
-        self.function_name = "rebuild"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self._deadline - time.monotonic()) * 1000)
-
-
 @pytest.fixture
-def in_process_lambda(monkeypatch):
+def in_process(monkeypatch):
     calls = []
-
-    def invoke(self, function_name, qualifier, body, headers, response_headers):
-        event = json.loads(body) if body else {}
-        calls.append(event)
-        try:
-            result = handler.lambda_handler(event, Context())
-        except Exception as exc:  # as Lambda reports an unhandled error
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
-        return json.dumps(result, default=str).encode()
-
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-    return calls
+    with in_process_lambda(calls):
+        yield calls
 
 
 @pytest.fixture
@@ -136,12 +100,12 @@ def wait(aws, execution: str, seconds: float = 240) -> dict:
     raise AssertionError(f"the execution still runs after {seconds}s")
 
 
-def test_the_workflow_rebuilds_the_fixture_history_in_moto(aws, in_process_lambda):
+def test_the_workflow_rebuilds_the_fixture_history_in_moto(aws, in_process):
     fact_packets = upload_history(aws.s3, {"sales_order": 4, "purchase_order": 2, "transaction": 2, "payment": 2})
     execution = start(aws, runnable_by_moto(definition(FUNCTION_ARN, max_concurrency=2)))
     described = wait(aws, execution)
     assert described["status"] == "SUCCEEDED", described
     report = json.loads(aws.s3.get_object(Bucket=TARGET, Key=REPORT_KEY)["Body"].read())
     assert report["written"]["fact_sales_order"]["rows"] == 11_175
-    steps = [e["rebuild"]["step"] for e in in_process_lambda]
+    steps = [e["rebuild"]["step"] for e in in_process]
     assert steps.count("stage") == fact_packets
