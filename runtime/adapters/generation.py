@@ -20,3 +20,11 @@ def create_packet_ids(client, names: tuple[str, ...]) -> int:
                 if error_code(exc) != "ParameterAlreadyExists":
                     raise
     return created
+
+
+def set_packet_ids(client, values: dict[str, int]) -> None:
+    """Write each parameter's value as given, overwriting (the switch-over's copy of a
+    generation's ids; runtime.rebuild.switch)."""
+    for name, value in sorted(values.items()):
+        with translated("SSM", f"put {name}"):
+            client.put_parameter(Name=name, Value=str(value), Type="String", Overwrite=True)

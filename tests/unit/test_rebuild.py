@@ -251,3 +251,49 @@ def test_a_rebuild_of_the_fixture_history_gives_the_live_warehouse():
     assert report["written"]["fact_sales_order"]["rows"] == 11_175
     assert report["written"]["fact_payment"]["rows"] == 15_836 + 9_648
     assert report["source_packets"]["sales_order"] == 6
+
+
+# -- the switch-over, rehearsed ---------------------------------------------------------------
+
+
+def test_switching_the_live_pipeline_to_the_rebuilt_generation_and_catching_up():
+    """Rebuild H1 into a new generation; switch; the live pipeline, now on the new
+    generation, catches up on H2 (written by the ingestion meanwhile): the warehouse of
+    processing H1 and H2 packet by packet. The old generation stays as it was."""
+    from runtime.pipeline import Pipeline
+    from runtime.events import parse_event
+    from runtime.rebuild.switch import switch_ids, switched_key
+    from tests.harness import PREFIX
+
+    def h2(h: Harness) -> None:
+        h.upload("staff", 4, [staff(3, first="Cy", updated="2022-11-06T10:00:00")])
+        h.upload("sales_order", 4, [sales_order(7, staff_id=3), sales_order(1, units_sold=9)])
+
+    reference = small_history()  # H1, then H2, packet by packet on one generation
+    h2(reference)
+    reference.invoke("staff:4", "sales_order:4")
+
+    live = small_history()  # the old generation, processed live through H1
+    rebuild = Rebuild(live.ingestion)
+    rebuild.run()  # meanwhile
+    old_objects = dict(live.processed.objects)
+    # One store of ids for both prefixes, as SSM holds them.
+    ids = live.ids
+    ids.values.update(rebuild.ids.values)
+
+    def write(values):
+        ids.values.update(values)
+
+    switch_ids(old_store=live.processed, new_store=rebuild.store, new_bucket="totesys-dev-generation-g2", ids=ids,
+               live_prefix=PREFIX, generation_prefix=TARGET_PREFIX, write=write)
+    assert live.processed.objects.keys() - old_objects.keys() == {switched_key("totesys-dev-generation-g2")}
+    h2(live)  # the ingestion wrote on; the live function, now on the new generation, catches up
+    Pipeline(live.ingestion, rebuild.store, ids, PREFIX, Metrics()).run(
+        parse_event({"packets": [{"table": "staff", "id": 4}, {"table": "sales_order", "id": 4}]})
+    )
+    assert_same_warehouse(reference.processed, rebuild.store, json.loads(rebuild.store.read(REPORT_KEY)))
+    assert_gapless(rebuild.store, ids, PREFIX)
+    # The old generation is whole, and its ids are recorded for a way back.
+    assert {k: v for k, v in live.processed.objects.items() if k in old_objects} == old_objects
+    record = json.loads(live.processed.read(switched_key("totesys-dev-generation-g2")))
+    assert record["ids_before"][f"{PREFIX}/consumed/sales_order"] == 3
