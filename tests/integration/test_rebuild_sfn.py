@@ -85,7 +85,7 @@ def start(aws, asl: dict) -> str:
     text = json.dumps(asl).replace(FUNCTION_ARN, function)
     machine = aws.sfn.create_state_machine(name="rebuild", definition=text, roleArn=role)["stateMachineArn"]
     execution = aws.sfn.start_execution(
-        stateMachineArn=machine, input=json.dumps({"target": {"bucket": TARGET, "ssm_prefix": TARGET_PREFIX}})
+        stateMachineArn=machine, name="first", input=json.dumps({"target": {"bucket": TARGET, "ssm_prefix": TARGET_PREFIX}})
     )["executionArn"]
     return execution
 
@@ -109,3 +109,38 @@ def test_the_workflow_rebuilds_the_fixture_history_in_moto(aws, in_process):
     assert report["written"]["fact_sales_order"]["rows"] == 11_175
     steps = [e["rebuild"]["step"] for e in in_process]
     assert steps.count("stage") == fact_packets
+
+
+def test_a_failed_rebuild_ends_in_failed_and_a_second_execution_resumes_it(aws, in_process):
+    """An object that cannot be read fails its Map item, after the retries, and the
+    execution ends in the Failed state, the live bucket untouched; once the object is
+    fixed, the same input runs to the end. (moto's Map does not fail on a failed item:
+    it ignores ToleratedFailurePercentage. So here the Commit state runs and stops at
+    the first fact packet not staged, which fails it: the target keeps the packets
+    before it, committed whole, and the second execution goes on from there.)"""
+    upload_history(aws.s3, {"sales_order": 2, "purchase_order": 1, "transaction": 1, "payment": 1})
+    [key] = [o["Key"] for o in aws.s3.list_objects_v2(Bucket=INGESTION, Prefix="sales_order/sales_order_packet_2_")
+             ["Contents"]]  # fmt: skip
+    good = aws.s3.get_object(Bucket=INGESTION, Key=key)["Body"].read()
+    aws.s3.put_object(Bucket=INGESTION, Key=key, Body=b"\xff\xfe not utf-8\n")
+    asl = runnable_by_moto(definition(FUNCTION_ARN, max_concurrency=2))
+    described = wait(aws, start(aws, asl))
+    assert described["status"] == "FAILED"
+    history = aws.sfn.get_execution_history(executionArn=described["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered[-1] == "Failed"
+    ssm = boto3.client("ssm", region_name=REGION)
+    consumed = int(ssm.get_parameter(Name=f"{TARGET_PREFIX}/consumed/sales_order")["Parameter"]["Value"])
+    assert consumed == 1  # packet 2 was not staged: nothing of it, nor after it, committed
+    assert aws.s3.list_objects_v2(Bucket=LIVE).get("KeyCount", 0) == 0
+
+    aws.s3.put_object(Bucket=INGESTION, Key=key, Body=good)
+    machine = aws.sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    again = aws.sfn.start_execution(stateMachineArn=machine, name="resumed", input=json.dumps(
+        {"target": {"bucket": TARGET, "ssm_prefix": TARGET_PREFIX}}))["executionArn"]  # fmt: skip
+    assert wait(aws, again)["status"] == "SUCCEEDED"
+    report = json.loads(aws.s3.get_object(Bucket=TARGET, Key=REPORT_KEY)["Body"].read())
+    assert report["written"]["fact_sales_order"]["rows"] == 11_175
+    numbers = sorted(int(o["Key"].split("_packet_")[1].split("_")[0]) for o in
+                     aws.s3.list_objects_v2(Bucket=TARGET, Prefix="fact_sales_order/")["Contents"])  # fmt: skip
+    assert numbers == [1, 2]
