@@ -152,9 +152,9 @@ TRIM_RULES: tuple[TrimRule, ...] = (
 
 # The AWS services the function calls (runtime/handler.py builds these clients, and
 # botocore resolves credentials on Lambda from the environment, STS kept for role-based
-# local runs). Every other service model in botocore/data is never loaded; the test
+# local runs; Lambda to invoke itself and carry on with a backlog). Every other service model in botocore/data is never loaded; the test
 # tests/infra/test_bundling.py checks this list against the clients the runtime creates.
-SDK_SERVICES = ("s3", "ssm", "sts")
+SDK_SERVICES = ("lambda", "s3", "ssm", "sts")
 
 # PEP 552: hash-based pycs. CDK's asset zip stores every file with a fixed 1980 timestamp,
 # so timestamp pycs would be stale once deployed and recompiled at every cold start.

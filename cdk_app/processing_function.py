@@ -122,6 +122,19 @@ class ProcessingFunction(Construct):
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            # An invocation that stops before its timeout invokes itself to carry on
+            # with a backlog (docs/design.md#backlog): a chain that Lambda's loop
+            # detection would cut after 16 links. Every link has done a packet, so
+            # the chain ends with the backlog.
+            recursive_loop=lambda_.RecursiveLoop.ALLOW,
+        )
+        # Its own policy, attached after the function exists: on the role's default
+        # policy (which the function depends on) its own ARN would be a cycle.
+        iam.Policy(
+            self,
+            "InvokeItself",
+            roles=[self.role],
+            statements=[iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])],
         )
         # CloudWatch Logs only; metrics travel inside the logs as embedded metric
         # format, which CloudWatch extracts from the log group, so no

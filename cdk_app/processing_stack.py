@@ -31,6 +31,7 @@ from constructs import Construct
 
 from cdk_app.alerting import Alerting
 from cdk_app.buckets import data_bucket
+from cdk_app.catalog import Catalog
 from cdk_app.config import ProcessingConfig
 from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
@@ -112,6 +113,7 @@ class ProcessingStack(Stack):
             stage=config.stage, max_concurrency=config.rebuild_max_concurrency,
             log_retention=_retention(config.log_retention_days),
         )
+        catalog = Catalog(self, "Catalog", stage=config.stage, processed=processed)
         _tag_every_resource(self, stage=config.stage)
 
         _acknowledge_object_arns(processing.role, ingestion=ingestion, processed=processed)
@@ -126,6 +128,12 @@ class ProcessingStack(Stack):
         CfnOutput(self, "RebuildStateMachineArn", value=rebuild.state_machine.state_machine_arn,
                   description="Start with {\"target\": {\"bucket\": ..., \"ssm_prefix\": ...}} (docs/rebuild.md)")  # fmt: skip
         CfnOutput(self, "ProcessedBucketName", value=processed.bucket_name)
+        CfnOutput(self, "GlueDatabaseName", value=catalog.database_name,
+                  description="Query its views (named as the warehouse's tables) with Athena")  # fmt: skip
+        CfnOutput(self, "AthenaWorkGroupName", value=catalog.workgroup.name)
+        CfnOutput(self, "AnalystPolicyArn", value=catalog.analyst_policy.managed_policy_arn,
+                  description="Attach to analysts' roles or groups to query the views")  # fmt: skip
+        CfnOutput(self, "QueryResultsBucketName", value=catalog.results.bucket_name)
 
 
 def _retention(days: int) -> logs.RetentionDays:

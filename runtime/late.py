@@ -125,23 +125,55 @@ def packet_objects(source: IngestionSource, table: str, packet_id: int) -> list[
     return [k for k in source.list_keys(keys.packet_prefix(table, packet_id)) if keys.is_packet_object(k)]
 
 
-def later_packet_with_objects(
-    source: IngestionSource, evidence: dict[str, int], table: str, packet_id: int, newest: int
-) -> int | None:
-    """The first packet after `packet_id`, up to the newest one named, that has
-    objects in the bucket: the only evidence that lets a packet be passed over.
+# Keys per LIST call when looking for a later packet (one page of S3's listing).
+EVIDENCE_WINDOW = 1000
 
-    An event naming a packet is no evidence (a typo, a replayed test event, an
-    early invoke): without objects of a later packet, the missing one may still
-    arrive, so nothing is passed over. Found once per run for a run of missing
-    packets (listed in ascending order, stopping at the first with objects);
-    `evidence` (table -> a later packet seen with objects) remembers it for the run.
+
+def later_packet_with_objects(
+    source: IngestionSource, evidence: dict[str, int], table: str, packet_id: int
+) -> int | None:
+    """A packet after `packet_id` that has objects in the bucket, named by an event or
+    not: the only evidence that lets a packet be passed over (docs/design.md#input-layout).
+
+    An event naming a packet is no evidence (a typo, a replayed test event, an early
+    invoke): without objects of a later packet, the missing one may still arrive, so
+    nothing is passed over.
+
+    At most two LIST calls, whatever the length of the table's history. Keys sort as
+    text and packet numbers are not zero-padded, so the packets just after k are not
+    the keys just after k's: numbers of k's length sort in numeric order, but shorter
+    ones sort among them (`501` between `5009` and `5010`) and the first longer ones
+    (`100` after `99`) sort elsewhere. So two windows of EVIDENCE_WINDOW keys:
+    - right after every key of packet k: the next packets of k's length, in order;
+    - where the first numbers one digit longer than k begin (10, 100, 1000, ...).
+    A later packet beyond both windows with none nearer is not seen: the missing one
+    then fails retryably, as if nothing later had arrived. Looking further could not
+    be bounded: certifying that no later packet exists anywhere takes a LIST per
+    thousand earlier packets, as shorter numbers sort among every longer one.
+    `evidence` (table -> a later packet found with objects) remembers it for the run,
+    so a run of missing packets costs the same two calls.
     """
     known = evidence.get(table)
     if known is not None and known > packet_id:
         return known
-    for later in range(packet_id + 1, newest + 1):
-        if packet_objects(source, table, later):
-            evidence[table] = later
-            return later
+    base = keys.packet_prefix(table, packet_id).removesuffix(f"{packet_id}_")
+    digits = str(packet_id)
+    # '`' sorts after '_' and the digits; '/' just before '0'.
+    windows = (base + digits + "`", base + "1" + "0" * (len(digits) - 1) + "/")
+    for start_after in windows:
+        numbers = (_packet_number(base, key) for key in source.list_after(base, start_after, EVIDENCE_WINDOW))
+        later = [n for n in numbers if n is not None and n > packet_id]
+        if later:
+            evidence[table] = min(later)
+            return evidence[table]
     return None
+
+
+def _packet_number(base: str, key: str) -> int | None:
+    """The packet number of an ingestion object key under `base`, or None."""
+    number, sep, _ = key[len(base):].partition("_")
+    if not sep or not keys.is_packet_object(key) or not (number.isascii() and number.isdigit()):
+        return None
+    if number.startswith("0") or len(number) > 10:  # not how the ingestion numbers packets
+        return None
+    return int(number)

@@ -40,8 +40,8 @@ from runtime.observability import (
 )
 from runtime.parquet import from_parquet, to_parquet
 from runtime.pending import (
-    MAX_CATCH_UP,
     REPLAY,
+    left_pending,
     list_pending,
     queue_after,
     queue_late,
@@ -64,7 +64,6 @@ from runtime.transform import Transformed, transform
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
-    "MAX_CATCH_UP",
     "CommitRecord",
     "PacketOutcome",
     "Pipeline",
@@ -83,6 +82,10 @@ Compute = Callable[[str, str, list[str]], "tuple[Transformed, dict[str, int]]"]
 ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
 
 
+class _OutOfTime(Exception):
+    """Less time is left than the worst case of one packet: stop before the next."""
+
+
 class Pipeline:
     """Processes the packets of events, exactly once each, in order."""
 
@@ -95,7 +98,14 @@ class Pipeline:
         packet_ids: PacketIds,
         ssm_prefix: str,
         metrics: Metrics,
+        seconds_left: Callable[[], float] | None = None,
+        stop_margin: float = 0.0,
     ) -> None:
+        """`seconds_left`: the time left before the invocation's timeout (Lambda's
+        context), None for no limit (a local run); the run stops between two packets
+        once less than `stop_margin` seconds are left (docs/design.md#backlog)."""
+        self._seconds_left = seconds_left
+        self._stop_margin = stop_margin
         self._source = source
         self._store = store
         self._ids = packet_ids
@@ -123,28 +133,44 @@ class Pipeline:
                 extra={"pending": [str(r) for p in earlier for r in p.refs]},
             )
         # Listed again after each record: processing may queue a replay of waiting facts.
-        while queue := list_pending(self._store):
-            newest: dict[str, int] = {}
-            for pending in queue:
-                for ref in pending.refs:
-                    newest[ref.table] = max(newest.get(ref.table, 0), ref.id)
-            key, refs, replay, late = queue[0]
-            self._current = key
-            for ref in refs:
-                self._process_through(ref.table, ref.id, newest[ref.table], summary)
-            if late is not None:
-                summary.failed_packet = str(late)
-                summary.outcomes.append(process_late(self, late.table, late.id))
-            if replay is not None:
-                summary.failed_packet = f"replay:{replay}"
-                summary.outcomes.append(run_replay(self, replay))
-            self._store.delete(key)
+        try:
+            while queue := list_pending(self._store):
+                key, refs, replay, late = queue[0]
+                self._current = key
+                for ref in refs:
+                    self._process_through(ref.table, ref.id, summary)
+                if late is not None:
+                    self._check_time(str(late), summary)
+                    summary.failed_packet = str(late)
+                    summary.outcomes.append(process_late(self, late.table, late.id))
+                if replay is not None:
+                    self._check_time(f"replay:{replay}", summary)
+                    summary.failed_packet = f"replay:{replay}"
+                    summary.outcomes.append(run_replay(self, replay))
+                self._store.delete(key)
+        except _OutOfTime as stop:
+            summary.left_pending = left_pending(self._store, self._consumed)
+            logger.warning(
+                "stopping before the timeout, between two packets: the rest stays pending "
+                "and the next invocation carries on from it",
+                extra={"next": str(stop), "seconds_left": round(self._seconds_left(), 1),  # type: ignore[misc]
+                       "processed": [o.packet for o in summary.outcomes], "left_pending": summary.left_pending},
+            )
         summary.failed_packet = None
         return summary
 
+    def _check_time(self, next_packet: str, summary: RunSummary) -> None:
+        """Stop before `next_packet` when less than one packet's worst case is left,
+        once this invocation did one (so a timeout shorter than the margin still
+        makes progress: a kill midway is safe, the commit steps resume)."""
+        if self._seconds_left is None or not summary.outcomes:
+            return
+        if self._seconds_left() < self._stop_margin:
+            raise _OutOfTime(next_packet)
+
     # -- one table, up to a packet ---------------------------------------------
 
-    def _process_through(self, table: str, packet_id: int, newest: int, summary: RunSummary) -> None:
+    def _process_through(self, table: str, packet_id: int, summary: RunSummary) -> None:
         consumed = self._consumed(table)
         if packet_id <= consumed:
             summary.already_processed.append(f"{table}:{packet_id}")
@@ -158,20 +184,19 @@ class Pipeline:
             )
             self._metrics.add(PACKET_GAP, table)
         for k in range(consumed + 1, packet_id + 1):
+            self._check_time(f"{table}:{k}", summary)
             summary.failed_packet = f"{table}:{k}"
-            summary.outcomes.append(self._process_packet(table, k, newest))
+            summary.outcomes.append(self._process_packet(table, k))
 
     # -- one packet: the commit steps ------------------------------------------
 
-    def commit_packet(self, table: str, packet_id: int, newest: int, compute: Compute) -> PacketOutcome:
+    def commit_packet(self, table: str, packet_id: int, compute: Compute | None) -> PacketOutcome:
         """The commit steps for packet (T, k), its outputs given by `compute` instead
         of read here: the rebuild's ordered commit of facts staged in parallel
         (runtime.rebuild) commits through exactly these steps."""
-        return self._process_packet(table, packet_id, newest, compute)
+        return self._process_packet(table, packet_id, compute)
 
-    def _process_packet(
-        self, table: str, packet_id: int, newest: int, compute: Compute | None = None
-    ) -> PacketOutcome:
+    def _process_packet(self, table: str, packet_id: int, compute: Compute | None = None) -> PacketOutcome:
         name = f"{table}:{packet_id}"
         commit_key = keys.commit_key(table, packet_id)
         existing = self._store.read(commit_key)  # step 1
@@ -184,13 +209,13 @@ class Pipeline:
             status = "skipped" if record.skipped else "recovered"
             outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
         else:
-            record, outcome = self._compute_and_write(table, packet_id, newest, compute)  # steps 2-4
+            record, outcome = self._compute_and_write(table, packet_id, compute)  # steps 2-4
         self._apply(record)  # step 5
         self._metrics.add(PACKETS_PROCESSED, table)
         return outcome
 
     def _compute_and_write(
-        self, table: str, packet_id: int, newest: int, compute: Compute | None = None
+        self, table: str, packet_id: int, compute: Compute | None = None
     ) -> tuple[CommitRecord, PacketOutcome]:
         name = f"{table}:{packet_id}"
         prefix = keys.packet_prefix(table, packet_id)
@@ -202,9 +227,9 @@ class Pipeline:
                 extra={"packet": name, "keys": [k for k in listed if k not in object_keys][:10]},
             )
         if not object_keys:
-            evidence = later_packet_with_objects(self._source, self._evidence, table, packet_id, newest)
+            evidence = later_packet_with_objects(self._source, self._evidence, table, packet_id)
             if evidence is None:
-                raise MissingPacketError(table, packet_id, prefix, newest)
+                raise MissingPacketError(table, packet_id, prefix, looked_for_later=True)
             logger.error(
                 "packet has no objects while a later one has: passed over",
                 extra={"packet": name, "prefix": prefix, "evidence": f"{table}:{evidence}"},

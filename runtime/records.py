@@ -98,6 +98,9 @@ class RunSummary:
     already_processed: list[str] = field(default_factory=list)
     late: list[str] = field(default_factory=list)  # passed over, and now their objects exist
     failed_packet: str | None = None
+    # Stopped between two packets before the timeout (docs/design.md#backlog): what
+    # is left pending, finished by the next invocation.
+    left_pending: list[str] | None = None
 
     def rows_written(self) -> dict[str, int]:
         totals: dict[str, int] = {}

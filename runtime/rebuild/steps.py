@@ -93,7 +93,7 @@ def dimensions(target: Target, budget: Budget) -> dict:
     for ref in todo:
         if budget.spent():
             break
-        pipeline.commit_packet(ref.table, ref.id, chosen.last(ref.table), compute=None)
+        pipeline.commit_packet(ref.table, ref.id, compute=None)
         budget.done += 1
     left = len(todo) - budget.done
     logger.info("rebuild dimensions", extra={"committed": budget.done, "left": left})
@@ -126,7 +126,7 @@ def commit(target: Target, budget: Budget) -> dict:
         if budget.spent():
             break
         compute = staged_compute(pipeline, target.store, ref.id)
-        pipeline.commit_packet(ref.table, ref.id, chosen.last(ref.table), compute)
+        pipeline.commit_packet(ref.table, ref.id, compute)
         budget.done += 1
     left = len(todo) - budget.done
     logger.info("rebuild commit", extra={"committed": budget.done, "left": left})
