@@ -63,7 +63,7 @@ rebuild: $(STAMP)
 
 ## lock: pin every package of the Lambda asset for its platforms (after changing runtime/requirements.txt)
 lock: $(STAMP)
-	$(PY) -m cdk_app.lock
+	$(PY) -m cdk_app.bundling.lock
 
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)
