@@ -95,6 +95,7 @@ class ProcessingFunction(Construct):
                 "bundle=false: the function's code is runtime/ without its dependencies; "
                 "fine for looking at the template, never deploy it",
             )
+        self.code = code  # the rebuild workflow runs this same asset (cdk_app/rebuild_workflow.py)
         self.function = lambda_.Function(
             self,
             "Function",

@@ -74,6 +74,10 @@ _CONTEXT_KEYS = ("function_request_id", "cold_start", "function_name", "function
 
 
 def lambda_handler(event: Any, context: Any) -> dict:
+    if isinstance(event, dict) and "rebuild" in event:  # the rebuild workflow (docs/design.md#rebuild)
+        from runtime.rebuild.entry import handle  # imported only there: no cost to live cold starts
+
+        return handle(event, context)
     started = time.perf_counter()
     logger.append_keys(**_context_keys(context, cold_start=next(_invocations) == 0))
     metrics = Metrics()

@@ -78,6 +78,10 @@ __all__ = [
     "request_replay",
 ]
 
+# Computes step 2's outputs of a packet: (table, packet name, its object keys) ->
+# (the transformed packet, the lines each object held).
+Compute = Callable[[str, str, list[str]], "tuple[Transformed, dict[str, int]]"]
+
 ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
 
 
@@ -191,7 +195,13 @@ class Pipeline:
 
     # -- one packet: the commit steps ------------------------------------------
 
-    def _process_packet(self, table: str, packet_id: int) -> PacketOutcome:
+    def commit_packet(self, table: str, packet_id: int, compute: Compute | None) -> PacketOutcome:
+        """The commit steps for packet (T, k), its outputs given by `compute` instead
+        of read here: the rebuild's ordered commit of facts staged in parallel
+        (runtime.rebuild) commits through exactly these steps."""
+        return self._process_packet(table, packet_id, compute)
+
+    def _process_packet(self, table: str, packet_id: int, compute: Compute | None = None) -> PacketOutcome:
         name = f"{table}:{packet_id}"
         commit_key = keys.commit_key(table, packet_id)
         existing = self._store.read(commit_key)  # step 1
@@ -204,12 +214,14 @@ class Pipeline:
             status = "skipped" if record.skipped else "recovered"
             outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
         else:
-            record, outcome = self._compute_and_write(table, packet_id)  # steps 2-4
+            record, outcome = self._compute_and_write(table, packet_id, compute)  # steps 2-4
         self._apply(record)  # step 5
         self._metrics.add(PACKETS_PROCESSED, table)
         return outcome
 
-    def _compute_and_write(self, table: str, packet_id: int) -> tuple[CommitRecord, PacketOutcome]:
+    def _compute_and_write(
+        self, table: str, packet_id: int, compute: Compute | None = None
+    ) -> tuple[CommitRecord, PacketOutcome]:
         name = f"{table}:{packet_id}"
         prefix = keys.packet_prefix(table, packet_id)
         listed = self._source.list_keys(prefix)
@@ -232,7 +244,7 @@ class Pipeline:
             self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
             return record, PacketOutcome(name, "passed_over")
 
-        result, lines = self._transform(table, name, object_keys)
+        result, lines = (compute or self._transform)(table, name, object_keys)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
@@ -248,8 +260,11 @@ class Pipeline:
         )
         return record, self._count(name, record, result, lines)
 
-    def _transform(self, table: str, name: str, object_keys: list[str]) -> tuple[Transformed, dict[str, int]]:
-        """The packet's objects transformed; and the lines each object held."""
+    def _transform(
+        self, table: str, name: str, object_keys: list[str], memory: history.FactMemory | None = None
+    ) -> tuple[Transformed, dict[str, int]]:
+        """The packet's objects transformed; and the lines each object held. A fact
+        source's against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
@@ -270,7 +285,8 @@ class Pipeline:
                 yield parsed
 
         blocks = counted(read_blocks(objects))
-        memory = None if source.keeps_state else self._memory(table)
+        if memory is None and not source.keeps_state:
+            memory = self._memory(table)
         packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
         result = transform(source, blocks, states, name, memory, packet_id)
         if drift:
