@@ -79,11 +79,18 @@ clean:
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
 	$(PY) -m sandbox.bench_history
+	$(PY) -m sandbox.bench_rebuild
 	$(PY) -m sandbox.cold_start
+
+## rebuild: the fixture history (many packets) processed the live way, then the rebuild workflow's state
+## machine run in moto's Step Functions interpreter into a new generation, with progress (docs/rebuild.md)
+.PHONY: rebuild
+rebuild: $(STAMP)
+	$(PY) -m sandbox.rebuild $(ARGS)
 
 ## lock: pin every package of the Lambda asset for its platforms (after changing runtime/requirements.txt)
 lock: $(STAMP)
-	$(PY) -m cdk_app.lock
+	$(PY) -m cdk_app.bundling.lock
 
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)

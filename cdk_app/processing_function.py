@@ -17,7 +17,7 @@ from cdk_app.bundling import Bytecode, bundled_code, resolve_bytecode, unbundled
 from cdk_app.lambda_platform import Target
 
 # Amazon Linux 2023 (glibc 2.34, which current pyarrow and numpy wheels need). The
-# bundle is built for this version: cdk_app/bundling.py derives its pip target from it.
+# bundle is built for this version: cdk_app/bundling/ derives its pip target from it.
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12
 HANDLER = "runtime.handler.lambda_handler"
 
@@ -99,6 +99,7 @@ class ProcessingFunction(Construct):
                 "bundle=false: the function's code is runtime/ without its dependencies; "
                 "fine for looking at the template, never deploy it",
             )
+        self.code = code  # the rebuild workflow runs this same asset (cdk_app/rebuild_workflow.py)
         self.function = lambda_.Function(
             self,
             "Function",

@@ -36,6 +36,7 @@ from cdk_app.config import ProcessingConfig
 from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
 from cdk_app.processing_function import ProcessingFunction
+from cdk_app.rebuild_workflow import RebuildWorkflow
 from runtime.observability import NAMESPACE_ENV, SERVICE
 from runtime.tables import SOURCE_TABLES
 
@@ -115,6 +116,13 @@ class ProcessingStack(Stack):
             alarm_names=alerting.alarm_names,
             runbook_url=config.runbook_url,
         )
+        rebuild = RebuildWorkflow(
+            self, "Rebuild", code=processing.code, architecture=_ARCHITECTURES[config.architecture],
+            memory_mb=config.memory_mb, environment=environment, ingestion_bucket_arn=ingestion.bucket_arn,
+            ingestion_finding=_objects_finding(ingestion, "")[len("Resource::"):].rstrip("/"),
+            stage=config.stage, max_concurrency=config.rebuild_max_concurrency,
+            log_retention=_retention(config.log_retention_days),
+        )
         catalog = Catalog(self, "Catalog", stage=config.stage, processed=processed)
         _tag_every_resource(self, stage=config.stage)
 
@@ -127,6 +135,8 @@ class ProcessingStack(Stack):
                   description="Events that failed every attempt; redrive after a fix")  # fmt: skip
         CfnOutput(self, "AlarmTopicArn", value=alerting.topic.topic_arn)
         CfnOutput(self, "IngestionBucketName", value=ingestion.bucket_name)
+        CfnOutput(self, "RebuildStateMachineArn", value=rebuild.state_machine.state_machine_arn,
+                  description="Start with {\"target\": {\"bucket\": ..., \"ssm_prefix\": ...}} (docs/rebuild.md)")  # fmt: skip
         CfnOutput(self, "ProcessedBucketName", value=processed.bucket_name)
         # What `python -m runtime.operations --stage <stage>` reads, with the outputs above.
         CfnOutput(self, "SsmPrefix", value=config.ssm_prefix)

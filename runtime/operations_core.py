@@ -20,9 +20,10 @@ from runtime.observability import logger
 from runtime.pending import list_pending, queue_late, request_replay
 from runtime.pipeline import CommitRecord, committed_state_key
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
-from runtime.replays import REPLAYED_TABLES, live_quarantine
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES, consumed_parameter, produced_parameter
 from runtime.validation import WAITS_FOR
+from runtime.waits import REPLAYED_TABLES, live_quarantine
+from runtime.waits import open_waits as list_open_waits
 
 # A quarantine line's own keys (runtime/validation.py): not the source row's columns.
 REASONS = "_reasons"
@@ -89,23 +90,16 @@ def open_quarantine_files(store: ProcessedStore) -> list[str]:
 
 
 def open_waits(store: ProcessedStore) -> dict[str, dict]:
-    """Per fact table, the rows still waiting for a dimension key, and the keys they need.
-
-    The view over the open quarantine files' `_waits_for`; where the runtime lists the
-    open waits itself (docs/design.md#waits-and-replays), this is the one place to call
-    it instead.
-    """
+    """Per fact table, the rows still waiting for a dimension key, the keys they need
+    and since when: the runtime's own list of open waits (runtime/waits.py), resolved
+    ones never (docs/design.md#waits-and-replays)."""
     waits: dict[str, dict] = {}
-    for key in open_quarantine_files(store):
-        table = key.split("/")[1]
-        for row in _rows(store, key):
-            needs = row.get(WAITS_FOR)
-            if not isinstance(needs, dict):
-                continue
-            entry = waits.setdefault(table, {"rows": 0, "needs": {}})
-            entry["rows"] += 1
-            for dimension, needed in needs.items():
-                entry["needs"].setdefault(dimension, set()).add(str(needed))
+    for wait in list_open_waits(store):
+        entry = waits.setdefault(wait.table, {"rows": 0, "needs": {}, "oldest_since": wait.since.isoformat()})
+        entry["rows"] += 1
+        entry["oldest_since"] = min(entry["oldest_since"], wait.since.isoformat())
+        for dimension, needed in wait.waits_for.items():
+            entry["needs"].setdefault(dimension, set()).add(str(needed))
     for entry in waits.values():
         entry["needs"] = {d: sorted(v, key=_natural) for d, v in sorted(entry["needs"].items())}
     return waits

@@ -41,7 +41,7 @@ def status_text(report: dict, where: str, last_error: str | None) -> str:
         lines.append("open waits (facts waiting for a dimension key; replayed when it arrives):")
         for table, entry in waits.items():
             needs = "; ".join(f"{d} {_some(v)}" for d, v in entry["needs"].items())
-            lines.append(f"  {table}: {entry['rows']} rows, need {needs}")
+            lines.append(f"  {table}: {entry['rows']} rows, need {needs} (waiting since {entry['oldest_since']})")
     else:
         lines.append("open waits: none")
     lines.append(f"open quarantine files: {len(report['quarantine_files'])} (`quarantine` shows them)")

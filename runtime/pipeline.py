@@ -32,6 +32,7 @@ from runtime.observability import (
     PACKET_GAP,
     PACKETS_PROCESSED,
     ROWS_REJECTED,
+    ROWS_WAITING,
     ROWS_WRITTEN,
     SCHEMA_DRIFT,
     SILENT_MUTATION,
@@ -53,7 +54,7 @@ from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import coerced_schema, parse_block, read_blocks
 from runtime.records import CommitRecord, PacketOutcome, RunSummary, WrittenObject
 from runtime.replays import facts_waiting_for, run_replay
-from runtime.state import empty
+from runtime.state import empty, loaded
 from runtime.tables import (
     SOURCES,
     STATE_INPUTS,
@@ -61,6 +62,8 @@ from runtime.tables import (
     produced_parameter,
 )
 from runtime.transform import Transformed, transform
+from runtime.versions import HistoryUpdate
+from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
@@ -74,6 +77,10 @@ __all__ = [
     "queue_replay",
     "request_replay",
 ]
+
+# Computes step 2's outputs of a packet: (table, packet name, its object keys) ->
+# (the transformed packet, the lines each object held).
+Compute = Callable[[str, str, list[str]], "tuple[Transformed, dict[str, int]]"]
 
 ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
 
@@ -96,6 +103,7 @@ class Pipeline:
         metrics: Metrics,
         seconds_left: Callable[[], float] | None = None,
         stop_margin: float = 0.0,
+        wait_alarm_hours: float = DEFAULT_ALARM_HOURS,
     ) -> None:
         """`seconds_left`: the time left before the invocation's timeout (Lambda's
         context), None for no limit (a local run); the run stops between two packets
@@ -111,6 +119,7 @@ class Pipeline:
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
         self._immutable: dict[str, bytes | None] = {}  # fact memory objects read this invocation
+        self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 
     def run(self, event: Event, summary: RunSummary | None = None) -> RunSummary:
         """Process the event (and what earlier invocations left pending). `summary` is
@@ -142,7 +151,7 @@ class Pipeline:
                 if replay is not None:
                     self._check_time(f"replay:{replay}", summary)
                     summary.failed_packet = f"replay:{replay}"
-                    summary.outcomes.append(run_replay(self, replay))
+                    summary.outcomes.append(run_replay(self, replay, self._watch))
                 self._store.delete(key)
         except _OutOfTime as stop:
             summary.left_pending = left_pending(self._store, self._consumed)
@@ -186,7 +195,13 @@ class Pipeline:
 
     # -- one packet: the commit steps ------------------------------------------
 
-    def _process_packet(self, table: str, packet_id: int) -> PacketOutcome:
+    def commit_packet(self, table: str, packet_id: int, compute: Compute | None) -> PacketOutcome:
+        """The commit steps for packet (T, k), its outputs given by `compute` instead
+        of read here: the rebuild's ordered commit of facts staged in parallel
+        (runtime.rebuild) commits through exactly these steps."""
+        return self._process_packet(table, packet_id, compute)
+
+    def _process_packet(self, table: str, packet_id: int, compute: Compute | None = None) -> PacketOutcome:
         name = f"{table}:{packet_id}"
         commit_key = keys.commit_key(table, packet_id)
         existing = self._store.read(commit_key)  # step 1
@@ -199,12 +214,14 @@ class Pipeline:
             status = "skipped" if record.skipped else "recovered"
             outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
         else:
-            record, outcome = self._compute_and_write(table, packet_id)  # steps 2-4
+            record, outcome = self._compute_and_write(table, packet_id, compute)  # steps 2-4
         self._apply(record)  # step 5
         self._metrics.add(PACKETS_PROCESSED, table)
         return outcome
 
-    def _compute_and_write(self, table: str, packet_id: int) -> tuple[CommitRecord, PacketOutcome]:
+    def _compute_and_write(
+        self, table: str, packet_id: int, compute: Compute | None = None
+    ) -> tuple[CommitRecord, PacketOutcome]:
         name = f"{table}:{packet_id}"
         prefix = keys.packet_prefix(table, packet_id)
         listed = self._source.list_keys(prefix)
@@ -227,13 +244,13 @@ class Pipeline:
             self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
             return record, PacketOutcome(name, "passed_over")
 
-        result, lines = self._transform(table, name, object_keys)
+        result, lines = (compute or self._transform)(table, name, object_keys)
         state = None
         if result.state is not None:
             state = keys.state_key(table, packet_id)
             self._put(state, to_parquet(result.state), name, result.state.num_rows)
         # New dimension rows may complete facts that were quarantined for want of them.
-        replay = result.state is not None and facts_waiting_for(self._store, result)
+        replay = result.state is not None and facts_waiting_for(self._store, result, self._watch)
         record = self._write(
             name,
             CommitRecord(table, packet_id, state=state, replay_requested=replay),
@@ -243,8 +260,11 @@ class Pipeline:
         )
         return record, self._count(name, record, result, lines)
 
-    def _transform(self, table: str, name: str, object_keys: list[str]) -> tuple[Transformed, dict[str, int]]:
-        """The packet's objects transformed; and the lines each object held."""
+    def _transform(
+        self, table: str, name: str, object_keys: list[str], memory: history.FactMemory | None = None
+    ) -> tuple[Transformed, dict[str, int]]:
+        """The packet's objects transformed; and the lines each object held. A fact
+        source's against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
         states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
@@ -265,8 +285,10 @@ class Pipeline:
                 yield parsed
 
         blocks = counted(read_blocks(objects))
-        memory = None if source.keeps_state else self._memory(table)
-        result = transform(source, blocks, states, name, memory)
+        if memory is None and not source.keeps_state:
+            memory = self._memory(table)
+        packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
+        result = transform(source, blocks, states, name, memory, packet_id)
         if drift:
             logger.warning(
                 "schema drift: the source's columns differ from the declaration",
@@ -301,19 +323,23 @@ class Pipeline:
         self._put(commit_key, record.to_json(), name, len(outputs))
         return record
 
-    def _remember(self, name: str, update: history.HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
+    def _remember(self, name: str, update: HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
         """Step 3 for the fact memory: the segment of the versions just written and
         the manifest naming it, keyed by the fact output packet; returns the manifest
         (the memory after this packet) for the commit record."""
         fact_table = SOURCES[update.table].primary_output
         fact = next((o for o in outputs if o.table == fact_table), None)
         produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
-        if fact is None or not update.written.num_rows:
-            return self._memory_manifest(update.table, produced)
-        previous = self._memory_manifest(update.table, fact.packet - 1)
-        for key, body, rows in history.advance(self._read_once, update.table, previous, fact.packet, update.written):
+        previous = self._current_manifest(update.table, produced)
+        if not update.written.num_rows or (fact is None and name.startswith(f"{REPLAY}:")):
+            return previous
+        # No fact output, only re-sends: remembered as sent by this packet all the same
+        # (a row still waiting from an earlier packet is superseded by them).
+        then = None if fact is not None else int(name.rsplit(":", 1)[1])
+        n = fact.packet if fact is not None else produced
+        for key, body, rows in history.advance(self._read_once, update.table, previous, n, update.written, then):
             self._put(key, body, name, rows)
-        return keys.history_manifest_key(update.table, fact.packet)
+        return keys.history_manifest_key(update.table, n) if then is None else keys.history_then_key(update.table, n, then)
 
     def _apply(self, record: CommitRecord) -> None:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
@@ -361,13 +387,17 @@ class Pipeline:
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
         for report in result.reports:
-            if report.rows_rejected:
-                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
+            # Waits heal themselves (docs/design.md#waits-and-replays): RowsWaiting, when
+            # they start; RowsRejected is for rows that need a fix at the source.
+            if report.rows_rejected - report.rows_waiting:
+                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected - report.rows_waiting)
+            if report.rows_waiting and record.table != REPLAY:
+                self._metrics.add(ROWS_WAITING, report.table, report.rows_waiting)
         return PacketOutcome(
             name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
         )
 
-    def _report_memory(self, name: str, memory: history.HistoryUpdate) -> None:
+    def _report_memory(self, name: str, memory: HistoryUpdate) -> None:
         """Fact versions already written: re-sends skipped (INFO), changes reported."""
         if memory.resent:
             logger.info(
@@ -375,6 +405,13 @@ class Pipeline:
                 extra={"packet": name, "table": memory.table, "rows_skipped": memory.resent,
                        "reason": "the same version with the same content was written by an earlier packet",
                        "ids": list(memory.resent_ids)},
+            )
+        if memory.superseded:
+            logger.info(
+                "waiting fact versions superseded by a later packet: skipped",
+                extra={"packet": name, "table": memory.table, "rows_skipped": memory.superseded,
+                       "reason": "a later packet's content of the same version was written or re-sent",
+                       "superseded_by": {f"{memory.table}:{k}": list(v) for k, v in memory.superseded_by.items()}},
             )
         if memory.mutated:
             logger.warning(
@@ -390,7 +427,7 @@ class Pipeline:
         """The versions of `table`'s facts written so far: the memory as of the fact
         output packet its `produced` id names (so an uncommitted attempt's is not)."""
         source = SOURCES[table]
-        manifest = self._memory_manifest(table, self._ids.read_packet_id(
+        manifest = self._current_manifest(table, self._ids.read_packet_id(
             produced_parameter(self._prefix, source.primary_output)))
         if manifest is None:
             return history.FactMemory.empty(source)
@@ -405,6 +442,16 @@ class Pipeline:
         if data is not None and "_manifest_" in key:
             self._immutable[key] = data
         return data
+
+    def _current_manifest(self, table: str, produced: int) -> str | None:
+        """The memory as of fact output `produced`, or the one the last packet of
+        `table` wrote after it (re-sends only: runtime.history.current_manifest)."""
+        consumed = self._consumed(table)
+        last = None
+        if consumed:
+            data = self._store.read(keys.commit_key(table, consumed))
+            last = CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
+        return history.current_manifest(table, produced, self._memory_manifest(table, produced), last)
 
     def _memory_manifest(self, table: str, produced: int) -> str | None:
         if produced == 0:
@@ -423,9 +470,11 @@ class Pipeline:
         return self._ids.read_packet_id(consumed_parameter(self._prefix, table))
 
     def _state_key(self, table: str) -> str | None:
-        """The key of `table`'s committed state snapshot, from its last commit record."""
+        """The key of `table`'s committed state snapshot, from its last commit record;
+        for a fact source, its fact memory (a packet passed over keeps it)."""
         if not SOURCES[table].keeps_state:
-            return None
+            return self._current_manifest(table, self._ids.read_packet_id(
+                produced_parameter(self._prefix, SOURCES[table].primary_output)))
         consumed = self._consumed(table)
         if consumed == 0:
             return None
@@ -448,7 +497,7 @@ class Pipeline:
         data = self._store.read(key)
         if data is None:
             raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return from_parquet(data).cast(coerced_schema(SOURCES[table]))
+        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
 
     def _late_records(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""

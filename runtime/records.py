@@ -113,9 +113,19 @@ class RunSummary:
         return [o.packet for o in self.outcomes if o.empty]
 
     def rows_rejected(self) -> dict[str, int]:
+        """Rows that need a fix at the source (waiting rows are not among them)."""
         totals: dict[str, int] = {}
         for outcome in self.outcomes:
             for report in outcome.reports:
-                if report.rows_rejected:
-                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected
+                if report.rows_rejected - report.rows_waiting:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected - report.rows_waiting
+        return totals
+
+    def rows_waiting(self) -> dict[str, int]:
+        """Rows quarantined only for a dimension key that has not arrived yet."""
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for report in outcome.reports:
+                if report.rows_waiting:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_waiting
         return totals
