@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import groupby
 from typing import Protocol
@@ -33,7 +34,7 @@ from runtime.observability import logger
 from runtime.pending import REPLAY
 from runtime.ports import ProcessedStore
 from runtime.reading import parse_block, read_blocks
-from runtime.records import CommitRecord, PacketOutcome
+from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome
 from runtime.star import ARROW_SCHEMAS
 from runtime.tables import FACTS, SOURCES, STATE_INPUTS, WAITED_FOR
 from runtime.transform import Transformed, replay_facts
@@ -47,19 +48,13 @@ class Committer(Protocol):
     """What a replay needs of the pipeline that runs it (runtime.pipeline.Pipeline):
     its commit steps and committed state. A Protocol, so this module imports no caller."""
 
-    _store: ProcessedStore
+    store: ProcessedStore
 
-    def _apply(self, record: CommitRecord) -> None: ...
+    def commit(self, space: CommitSpace, compute: Callable[[], Computed]) -> tuple[CommitRecord, PacketOutcome]: ...
 
-    def _load_state(self, table: str) -> pa.Table: ...
+    def state(self, table: str) -> pa.Table: ...
 
-    def _memory(self, table: str) -> FactMemory: ...
-
-    def _write(
-        self, name: str, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str
-    ) -> CommitRecord: ...
-
-    def _count(self, name: str, record: CommitRecord, result: Transformed) -> PacketOutcome: ...
+    def memory(self, table: str) -> FactMemory: ...
 
 
 def run_replay(p: Committer, replay: str, watch: WaitWatch | None = None) -> PacketOutcome:
@@ -72,42 +67,40 @@ def run_replay(p: Committer, replay: str, watch: WaitWatch | None = None) -> Pac
     where they came from, in one file per fact of this replay.
     """
     name = f"replay:{replay}"
-    commit_key = keys.replay_commit_key(replay)
-    existing = p._store.read(commit_key)
-    if existing is not None:
-        record = CommitRecord.from_json(commit_key, existing)
-        p._apply(record)
-        return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
-    taken = live_quarantine(p._store, replay)
-    waits = waits_in(p._store, taken)
-    # The rows' own objects are long read: the quarantine files bound them instead.
-    written = max((p._store.last_modified(k) for k in taken), default=None)
-    parts, state_inputs, offered = {}, [], {}
-    for fact in FACTS:
-        parts[fact.source] = [
-            (packet, _offer(SOURCES[fact.source], fact.name, packet, list(group), written, offered))
-            for packet, group in groupby((w for w in waits if w.table == fact.name), key=lambda w: w.packet)
-        ]
-        state_inputs += STATE_INPUTS[fact.source]
-    states = {t: p._load_state(t) for t in dict.fromkeys(state_inputs)}
-    result = replay_facts(parts, states, name, {f.source: p._memory(f.source) for f in FACTS})
-    result = replace(result, quarantine={t: _with_origins(body, offered) for t, body in result.quarantine.items()})
-    record = p._write(
-        name,
-        CommitRecord(REPLAY, 0, replayed=tuple(taken)),
-        result,
-        lambda output_table: keys.replay_quarantine_key(output_table, replay),
-        commit_key,
+    offered_rows: list[Wait] = []
+
+    def compute() -> Computed:
+        taken = live_quarantine(p.store, replay)
+        waits = waits_in(p.store, taken)
+        offered_rows.extend(waits)
+        # The rows' own objects are long read: the quarantine files bound them instead.
+        written = max((p.store.last_modified(k) for k in taken), default=None)
+        parts, state_inputs, offered = {}, [], {}
+        for fact in FACTS:
+            parts[fact.source] = [
+                (packet, _offer(SOURCES[fact.source], fact.name, packet, list(group), written, offered))
+                for packet, group in groupby((w for w in waits if w.table == fact.name), key=lambda w: w.packet)
+            ]
+            state_inputs += STATE_INPUTS[fact.source]
+        states = {t: p.state(t) for t in dict.fromkeys(state_inputs)}
+        result = replay_facts(parts, states, name, {f.source: p.memory(f.source) for f in FACTS})
+        result = replace(result, quarantine={t: _with_origins(body, offered) for t, body in result.quarantine.items()})
+        return Computed(CommitRecord(REPLAY, 0, replayed=tuple(taken)), result)
+
+    space = CommitSpace(
+        name, keys.replay_commit_key(replay), lambda output_table: keys.replay_quarantine_key(output_table, replay)
     )
-    p._apply(record)
+    record, outcome = p.commit(space, compute)
+    if outcome.status == "recovered":
+        return outcome
     logger.info(
         "waiting facts replayed",
-        extra={"replay": name, "files": taken, "rows_offered": len(waits),
+        extra={"replay": name, "files": list(record.replayed or ()), "rows_offered": len(offered_rows),
                "rows_written": {o.table: o.rows for o in record.outputs}},
     )
     if watch is not None:
-        watch.report(waits_in(p._store, [q.key for q in record.quarantine]))
-    return p._count(name, record, result)
+        watch.report(waits_in(p.store, [q.key for q in record.quarantine]))
+    return outcome
 
 
 def _offer(source, fact: str, packet: int, waits: list[Wait], written, offered: dict):
