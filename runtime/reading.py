@@ -1,15 +1,16 @@
 """JSON lines → Arrow, with the types coerced once, here, and every line given a fate.
 
-A line is what ends at a line feed (CRLF counts as one line end). Every line of every
-object is either a row, blank (empty or whitespace only: counted, not an error), or a
-broken line, set aside with its reason (DESIGN §7b); the counts are checked here.
+A line is what ends at a line feed (a CR right before it belongs to the line end; any
+other CR is JSON whitespace). Every line of every object is either a row, blank (empty
+or whitespace only: counted, not an error), or a broken line, set aside with its reason
+(docs/design.md#line-screen); the counts are checked here.
 
 Before pyarrow sees a block, the vectorized screen (runtime.screen) sets aside every
 line it must not see: pyarrow 26's `read_json` with an explicit schema crashes the
-process on a line that is JSON `null` (apache/arrow#47409), and reads `null`, several
-values on one line or a bare carriage return as rows of their own. So only lines that start with `{` and end
+process on a line that is JSON `null` (apache/arrow#47409), and reads `null` or several
+values on one line as rows of their own. So only lines that start with `{` and end
 with `}`, nested at most MAX_DEPTH deep, holding one JSON value, within the line limit,
-reach the parser. pyarrow rejects a whole block when one of those is still broken (not
+reach the parser (their whitespace CRs read as spaces). pyarrow rejects a whole block when one of those is still broken (not
 JSON, a string where a number belongs, a duplicate key, ...), so on failure the block is
 bisected until each broken line stands alone: the good lines keep the fast path, each
 broken line is quarantined with pyarrow's reason, and nothing else about the packet
@@ -238,7 +239,7 @@ def _whole_lines(
         if cut:
             yield data, cut, None
         carry = bytes(data[cut:filled])
-        if len(carry) > MAX_LINE_BYTES:
+        if len(carry) > MAX_LINE_BYTES + 1:  # + the CR of a CRLF (the limit counts no line end)
             # Not held whole: skipped to its end, keeping what the quarantine keeps.
             head, length, carry = _skip_line(text, carry)
             yield head + b"\n", len(head) + 1, length
@@ -250,8 +251,9 @@ def _whole_lines(
 
 def _skip_line(text: _Text, start: bytes) -> tuple[bytes, int, bytes]:
     """An over-long line whose first bytes are `start`: read to its end.
-    Returns (its first QUARANTINE_RAW_BYTES, its length, what follows its line end)."""
-    head, length = start[:QUARANTINE_RAW_BYTES], len(start)
+    Returns (its first QUARANTINE_RAW_BYTES, its length without its line end, what
+    follows its line end)."""
+    head, length, last = start[:QUARANTINE_RAW_BYTES], len(start), start[-1:]
     while True:
         chunk = bytearray(_SKIP_READ)
         n = text.read_into(memoryview(chunk))
@@ -259,8 +261,11 @@ def _skip_line(text: _Text, start: bytes) -> tuple[bytes, int, bytes]:
             return head, length, b""
         end = chunk.find(b"\n", 0, n)
         if end >= 0:
-            return head, length + end, bytes(chunk[end + 1 : n])
-        length += n
+            length += end
+            if (chunk[end - 1 : end] if end else last) == b"\r":  # CRLF: the CR is the line end
+                length -= 1
+            return head, length, bytes(chunk[end + 1 : n])
+        length, last = length + n, chunk[n - 1 : n]
 
 
 class _Text:
@@ -395,10 +400,15 @@ def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None
         # The parser reads the block as it is (blank lines give no row).
         data, c_starts, c_ends = block.data, starts[candidates], ends[candidates]
     else:
-        # Only the candidate lines, copied together: the parser never sees the rest.
+        # Only the candidate lines, copied together: the parser never sees the rest,
+        # and reads their whitespace CRs as the spaces they are.
         keep = np.zeros(block.line_count, dtype=bool)
         keep[candidates] = True
-        compact = np.frombuffer(block.data, dtype=np.uint8)[np.repeat(keep, ends - starts + 1)]
+        text = np.frombuffer(block.data, dtype=np.uint8)
+        if len(screened.whitespace):
+            text = text.copy()
+            text[screened.whitespace] = 0x20
+        compact = text[np.repeat(keep, ends - starts + 1)]
         data = pa.py_buffer(compact)
         c_length = (ends - starts)[candidates]
         c_ends = np.cumsum(c_length + 1) - 1
