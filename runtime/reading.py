@@ -125,6 +125,8 @@ class Block:
     ends: np.ndarray | None = None  # offset of each line's b"\n", when already known
     backing: bytes | bytearray | None = None  # what `data` views, from offset 0 (for find)
     opens: int | None = None  # how many `{` the block holds, when already counted
+    # Which of SCREENED_BYTES the block holds, when already looked for.
+    present: frozenset[bytes] | None = None
 
     @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +137,10 @@ class Block:
         ends = ends.astype(np.int64, copy=False)
         starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         return starts, ends
+
+    def holds(self, byte: bytes) -> bool:
+        """Whether one of SCREENED_BYTES occurs in the block."""
+        return byte in self.present if self.present is not None else self.find(byte)
 
     def find(self, needle: bytes) -> bool:
         """Whether `needle` occurs in the block (memchr speed, no copy when backed)."""
@@ -197,24 +203,33 @@ def read_blocks(
         for backing, size, overlong in _whole_lines(key, stream, block_bytes):
             data = pa.py_buffer(backing).slice(0, size)
             _check_utf8(key, data)
-            ends, opens = _scan(np.frombuffer(data, dtype=np.uint8))
-            yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing, opens)
+            ends, opens, present = _scan(backing, size)
+            yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing, opens, present)
             first_line += len(ends)
             object_line += len(ends)
 
 
 _SLICE = 1024 * 1024
+# The bytes the line screen asks about (carriage returns, arrays, NaN, Infinity): looked
+# for while each slice is in cache, not in further passes over the block.
+SCREENED_BYTES = (b"\r", b"[", b"N", b"I")
 
 
-def _scan(buf: np.ndarray) -> tuple[np.ndarray, int]:
-    """The offsets of every line feed in `buf` and how many `{` it holds, in one pass a
-    cache-sized slice at a time (no block-sized temporary)."""
-    parts, opens = [], 0
-    for i in range(0, len(buf), _SLICE):
+def _scan(backing: bytes | bytearray, size: int) -> tuple[np.ndarray, int, frozenset[bytes]]:
+    """The offsets of every line feed in the first `size` bytes of `backing`, how many
+    `{` they hold and which SCREENED_BYTES occur, in one pass a cache-sized slice at a
+    time (no block-sized temporary)."""
+    buf = np.frombuffer(backing, dtype=np.uint8, count=size)
+    parts, opens, present, wanted = [], 0, set(), list(SCREENED_BYTES)
+    for i in range(0, size, _SLICE):
         part = buf[i : i + _SLICE]
         parts.append(np.flatnonzero(part == 0x0A) + i)
         opens += int(np.count_nonzero(part == 0x7B))  # `{`
-    return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens
+        for byte in list(wanted):
+            if backing.find(byte, i, min(i + _SLICE, size)) >= 0:
+                present.add(byte)
+                wanted.remove(byte)
+    return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens, frozenset(present)
 
 
 def _whole_lines(

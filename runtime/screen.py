@@ -73,7 +73,7 @@ def screen(block: Block) -> Screened:
     ok = np.ones(len(ends), dtype=bool)
 
     lone = _NO_OFFSETS  # CRs that are not a line end
-    if block.find(b"\r"):
+    if block.holds(b"\r"):
         cr = np.flatnonzero(buf == 0x0D)
         lone = cr[buf[cr + 1] != 0x0A]  # the block ends with a LF: cr + 1 is in it
         content_end = ends - ((buf[np.maximum(ends - 1, 0)] == 0x0D) & (ends > starts))
@@ -102,14 +102,14 @@ def screen(block: Block) -> Screened:
 
     # One `{` per candidate line and no `[` anywhere: no nesting and one value a line.
     opens = block.opens if block.opens is not None else block.count(b"{")
-    if opens != len(candidates) or block.find(b"["):
+    if opens != len(candidates) or block.holds(b"["):
         for i, reason in _structure(buf, ends, candidates):
             rejected.append((i, reason))
             ok[i] = False
         candidates = np.flatnonzero(ok)
     # NaN and Infinity are not JSON, even where pyarrow lets them by (an ignored field).
-    # A memchr for the first letter first: sales orders hold no N or I at all.
-    if (block.find(b"N") and block.find(b"NaN")) or (block.find(b"I") and block.find(b"Infinity")):
+    # The first letter is looked for as the block is read: sales orders hold no N or I.
+    if (block.holds(b"N") and block.find(b"NaN")) or (block.holds(b"I") and block.find(b"Infinity")):
         for i in _not_strict(block, ends, candidates):
             rejected.append((i, "not strict JSON: NaN or Infinity"))
             ok[i] = False
