@@ -18,9 +18,10 @@ $(STAMP): requirements.txt runtime/requirements.txt
 run: $(STAMP)
 	$(PY) -m sandbox.run $(ARGS)
 
-## test: unit, integration (moto) and infrastructure (CDK synth) tests
+## test: unit, integration (moto), warehouse and infrastructure (CDK synth) tests, on every core;
+## the kill sweeps visit a fixed sample of their kill points here (all of them in `make reliability`)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto $(ARGS)
 
 # The CDK CLI, pinned in package.json / package-lock.json, installed into node_modules/.
 NODE_STAMP := node_modules/.installed
@@ -51,11 +52,18 @@ clean:
 bench: $(STAMP)
 	$(PY) -m sandbox.bench $(ARGS)
 	$(PY) -m sandbox.bench_history
+	$(PY) -m sandbox.bench_rebuild
 	$(PY) -m sandbox.cold_start
+
+## rebuild: the fixture history (many packets) processed the live way, then the rebuild workflow's state
+## machine run in moto's Step Functions interpreter into a new generation, with progress (docs/rebuild.md)
+.PHONY: rebuild
+rebuild: $(STAMP)
+	$(PY) -m sandbox.rebuild $(ARGS)
 
 ## lock: pin every package of the Lambda asset for its platforms (after changing runtime/requirements.txt)
 lock: $(STAMP)
-	$(PY) -m cdk_app.lock
+	$(PY) -m cdk_app.bundling.lock
 
 ## audit: known vulnerabilities in the Lambda's pinned dependencies (needs PyPI's JSON API)
 audit: $(STAMP)
@@ -66,14 +74,29 @@ replay: $(STAMP)
 	$(PY) -m runtime.operations replay $(ARGS)
 
 ## reliability: AWS faults at the handler's call sites, real process kills, a 1,000-event
-## warm-container soak, all against moto's server (about 5 minutes; not part of `make test`)
+## warm-container soak, all against moto's server, and every kill sweep at every write
+## (`make test` samples them); not part of `make test`
+SWEEPS := tests/unit/test_recovery.py tests/unit/test_recovery_warehouse.py tests/integration/test_recovery_over_s3.py
 .PHONY: reliability
 reliability: $(STAMP)
-	$(PY) -m pytest tests/reliability
+	KILL_SWEEP=full $(PY) -m pytest -n auto tests/reliability $(SWEEPS) $(ARGS)
 
 ## warehouse: `make run`, then its Parquet (out/) loaded packet by packet into a throwaway
 ## PostgreSQL 15 with warehouse/schema.sql and its foreign keys, and one analyst question
 ## answered per star (warehouse/questions/)
+## (`make warehouse ARGS=--keep` keeps the cluster and prints its connection string)
 .PHONY: warehouse
 warehouse: run
-	$(PY) -m sandbox.analysts out
+	$(PY) -m sandbox.analysts out $(ARGS)
+
+## query: `make query "SELECT ..."` (or a .sql file): DuckDB over `make run`'s out/ through
+## the same views as Athena (Athena's dialect), printed as a table
+.PHONY: query
+ifeq (query,$(firstword $(MAKECMDGOALS)))
+# The words after `query` are the SQL, not targets.
+QUERY_SQL := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+%:
+	@:
+endif
+query: $(STAMP)
+	$(PY) -m sandbox.query '$(subst ','\'',$(QUERY_SQL))' $(ARGS)

@@ -78,6 +78,9 @@ class ProcessingConfig:
     # on this machine (synthesis warns loudly): every cold start then compiles about a
     # thousand modules. Only ever an explicit choice; the default fails the build instead.
     require_bytecode: bool = True
+    # How many batches of fact packets the rebuild workflow's Distributed Map stages at
+    # once (docs/rebuild.md): Lambda's account concurrency is shared with everything else.
+    rebuild_max_concurrency: int = 4
 
     def __post_init__(self) -> None:
         _check(_STAGE.match(self.stage), "stage", self.stage,
@@ -100,6 +103,8 @@ class ProcessingConfig:
                f"between {low} and {high}")  # fmt: skip
         _check(1 <= self.timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS, "timeout_seconds",
                self.timeout_seconds, f"between 1 and {LAMBDA_MAX_TIMEOUT_SECONDS}")  # fmt: skip
+        _check(1 <= self.rebuild_max_concurrency <= 10_000, "rebuild_max_concurrency",
+               self.rebuild_max_concurrency, "between 1 and 10000 (the Distributed Map's limit)")  # fmt: skip
         _check(self.log_retention_days in LOG_RETENTION_DAYS, "log_retention_days",
                self.log_retention_days, f"one of {LOG_RETENTION_DAYS}")  # fmt: skip
         for email in self.alarm_emails:

@@ -17,7 +17,7 @@ from cdk_app.bundling import Bytecode, bundled_code, resolve_bytecode, unbundled
 from cdk_app.lambda_platform import Target
 
 # Amazon Linux 2023 (glibc 2.34, which current pyarrow and numpy wheels need). The
-# bundle is built for this version: cdk_app/bundling.py derives its pip target from it.
+# bundle is built for this version: cdk_app/bundling/ derives its pip target from it.
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12
 HANDLER = "runtime.handler.lambda_handler"
 
@@ -95,6 +95,7 @@ class ProcessingFunction(Construct):
                 "bundle=false: the function's code is runtime/ without its dependencies; "
                 "fine for looking at the template, never deploy it",
             )
+        self.code = code  # the rebuild workflow runs this same asset (cdk_app/rebuild_workflow.py)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -121,6 +122,19 @@ class ProcessingFunction(Construct):
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dead_letter_queue),
+            # An invocation that stops before its timeout invokes itself to carry on
+            # with a backlog (docs/design.md#backlog): a chain that Lambda's loop
+            # detection would cut after 16 links. Every link has done a packet, so
+            # the chain ends with the backlog.
+            recursive_loop=lambda_.RecursiveLoop.ALLOW,
+        )
+        # Its own policy, attached after the function exists: on the role's default
+        # policy (which the function depends on) its own ARN would be a cycle.
+        iam.Policy(
+            self,
+            "InvokeItself",
+            roles=[self.role],
+            statements=[iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])],
         )
         # CloudWatch Logs only; metrics travel inside the logs as embedded metric
         # format, which CloudWatch extracts from the log group, so no

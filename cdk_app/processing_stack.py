@@ -31,10 +31,12 @@ from constructs import Construct
 
 from cdk_app.alerting import Alerting
 from cdk_app.buckets import data_bucket
+from cdk_app.catalog import Catalog
 from cdk_app.config import ProcessingConfig
 from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
 from cdk_app.processing_function import ProcessingFunction
+from cdk_app.rebuild_workflow import RebuildWorkflow
 from runtime.observability import NAMESPACE_ENV, SERVICE
 from runtime.tables import SOURCE_TABLES
 
@@ -104,6 +106,14 @@ class ProcessingStack(Stack):
             function=function,
             dead_letter_queue=processing.dead_letter_queue,
         )
+        rebuild = RebuildWorkflow(
+            self, "Rebuild", code=processing.code, architecture=_ARCHITECTURES[config.architecture],
+            memory_mb=config.memory_mb, environment=environment, ingestion_bucket_arn=ingestion.bucket_arn,
+            ingestion_finding=_objects_finding(ingestion, "")[len("Resource::"):].rstrip("/"),
+            stage=config.stage, max_concurrency=config.rebuild_max_concurrency,
+            log_retention=_retention(config.log_retention_days),
+        )
+        catalog = Catalog(self, "Catalog", stage=config.stage, processed=processed)
         _tag_every_resource(self, stage=config.stage)
 
         _acknowledge_object_arns(processing.role, ingestion=ingestion, processed=processed)
@@ -115,7 +125,15 @@ class ProcessingStack(Stack):
                   description="Events that failed every attempt; redrive after a fix")  # fmt: skip
         CfnOutput(self, "AlarmTopicArn", value=alerting.topic.topic_arn)
         CfnOutput(self, "IngestionBucketName", value=ingestion.bucket_name)
+        CfnOutput(self, "RebuildStateMachineArn", value=rebuild.state_machine.state_machine_arn,
+                  description="Start with {\"target\": {\"bucket\": ..., \"ssm_prefix\": ...}} (docs/rebuild.md)")  # fmt: skip
         CfnOutput(self, "ProcessedBucketName", value=processed.bucket_name)
+        CfnOutput(self, "GlueDatabaseName", value=catalog.database_name,
+                  description="Query its views (named as the warehouse's tables) with Athena")  # fmt: skip
+        CfnOutput(self, "AthenaWorkGroupName", value=catalog.workgroup.name)
+        CfnOutput(self, "AnalystPolicyArn", value=catalog.analyst_policy.managed_policy_arn,
+                  description="Attach to analysts' roles or groups to query the views")  # fmt: skip
+        CfnOutput(self, "QueryResultsBucketName", value=catalog.results.bucket_name)
 
 
 def _retention(days: int) -> logs.RetentionDays:

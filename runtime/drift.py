@@ -1,4 +1,5 @@
-"""Schema drift: source rows whose columns differ from the declaration (DESIGN §7b).
+"""Schema drift: source rows whose columns differ from the declaration
+(docs/design.md#validation).
 
 Three kinds, found per block as it is parsed, cheaply:
 - a column the declaration does not know: ignored for the output (it never breaks a
@@ -13,9 +14,10 @@ The pipeline logs one WARNING per packet and counts a `SchemaDrift` metric.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +65,48 @@ def conflicting_column(message: str) -> str | None:
     """The top-level column a pyarrow type-conflict message names, if any."""
     match = _CONFLICT.search(message)
     return match.group(1) if match else None
+
+
+def unknown_names(data: pa.Buffer, declared: pa.Schema, infer: Callable[[pa.Buffer], pa.Table]) -> set[str]:
+    """Every column the JSON lines of `data` hold that `declared` does not, whatever
+    the types of its values and on however few lines it appears.
+
+    Only asked when `infer` (pyarrow, inferring the undeclared columns) failed on the
+    lines: an undeclared column whose type changes from line to line cannot be
+    inferred, and pyarrow names only the first such column. So the lines are split in
+    halves until each part infers; a single line that still cannot (a list of mixed
+    types) is read by json for its keys. The cost follows the number of type changes,
+    not of lines, and the usual block never comes here.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == 10)
+    if not len(ends) or ends[-1] != len(raw) - 1:
+        ends = np.append(ends, len(raw) - 1)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    names: set[str] = set()
+    parts = [(0, len(ends))]
+    while parts:
+        lo, hi = parts.pop()
+        first = int(starts[lo])
+        piece = data.slice(first, int(ends[hi - 1]) + 1 - first)
+        try:
+            names.update(infer(piece).column_names)
+        except pa.ArrowInvalid as exc:
+            if hi - lo > 1:
+                parts += [(lo, (lo + hi) // 2), ((lo + hi) // 2, hi)]
+                continue
+            names.add(conflicting_column(str(exc)) or "")
+            names.update(_keys(piece.to_pybytes()))
+    return {name for name in names if name and name not in declared.names}
+
+
+def _keys(line: bytes) -> list[str]:
+    """The keys of one JSON object line (already screened: bounded length and depth)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return []
+    return [key for key in value] if isinstance(value, dict) else []
 
 
 def unknown_columns(pieces: Iterable[pa.Table], declared: pa.Schema) -> set[str]:

@@ -19,10 +19,6 @@ from runtime.observability import logger
 from runtime.ports import ProcessedStore
 from runtime.records import Pending, RunSummary
 
-# An event may name a packet far ahead of the last one processed; the ones between are
-# caught up first. Past this many, the id is more likely a bug than a backlog.
-MAX_CATCH_UP = 1000
-
 # A pending record may ask for a late packet to be processed: {"packets": [], "late":
 # {"table": T, "id": k}} (runtime.operations late).
 LATE = "late"
@@ -58,6 +54,22 @@ def list_pending(store: ProcessedStore) -> list[Pending]:
     return pending
 
 
+def left_pending(store: ProcessedStore, consumed_of: Callable[[str], int]) -> list[str]:
+    """What the pending records still ask for, in the order it will run: packet
+    ranges `table:first..last`, late packets and replays."""
+    left = []
+    for pending in list_pending(store):
+        for ref in pending.refs:
+            first = consumed_of(ref.table) + 1
+            if first <= ref.id:
+                left.append(f"{ref.table}:{first}" + (f"..{ref.id}" if first < ref.id else ""))
+        if pending.late is not None:
+            left.append(f"late {pending.late}")
+        if pending.replay is not None:
+            left.append(f"replay:{pending.replay}")
+    return left
+
+
 def record_pending(
     store: ProcessedStore,
     refs: tuple[PacketRef, ...],
@@ -68,6 +80,9 @@ def record_pending(
 ) -> bool:
     """Record the event's new packets as pending, in one object, before any work;
     False when none is new (all processed already, or pending already).
+
+    A packet far ahead of the last one processed is never refused: the ones between
+    are caught up first, over as many invocations as it takes (docs/design.md#backlog).
 
     One object per event, so a crash never leaves half an event recorded: the
     order packets will be processed in is fixed the moment it is written.
@@ -89,11 +104,6 @@ def record_pending(
             logger.info(
                 "packet already processed; skipped",
                 extra={"packet": str(ref), "consumed": consumed},
-            )
-        elif ref.id - consumed > MAX_CATCH_UP:
-            raise InvalidEventError(
-                f"packet {ref} is {ref.id - consumed} packets ahead of the last one "
-                f"processed ({consumed}); more than {MAX_CATCH_UP} is refused as a likely bug"
             )
         elif ref not in already_pending:
             todo.append(ref)

@@ -16,6 +16,10 @@ class IngestionSource(Protocol):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key starting with `prefix`, in key order (all pages)."""
 
+    def list_after(self, prefix: str, start_after: str, max_keys: int) -> list[str]:
+        """At most `max_keys` keys starting with `prefix` that sort after
+        `start_after`, in key order: one LIST call (a bounded look)."""
+
     def open(self, key: str) -> BinaryIO:
         """A stream of the object's bytes, read as it is consumed."""
 

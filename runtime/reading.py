@@ -477,24 +477,17 @@ def _parse(data: pa.Buffer, schema: pa.Schema) -> pa.Table | _Failed:
     try:
         # Unknown columns come through (typed by inference), to be reported as drift.
         return _read_json(data, schema, "infer")
-    except pa.ArrowInvalid as exc:
-        conflict = str(exc)
+    except pa.ArrowInvalid:
+        pass  # perhaps an unknown column whose type changes: read without them
     try:
         # The lines may still be fine: an unknown column whose type differs from line
         # to line cannot be inferred, and must not break the rows. Read without it.
         table = _read_json(data, schema, "ignore")
     except pa.ArrowInvalid as exc:
         return _Failed(str(exc))
-    # Name the unknown columns for the report (their values are ignored anyway): the
-    # one pyarrow names, and those of the first line, which alone cannot conflict.
-    names = {drift.conflicting_column(conflict)}
-    try:
-        end = memoryview(data)[: MAX_LINE_BYTES + 2].tobytes().find(b"\n") + 1
-        first = _read_json(data.slice(0, end), schema, "infer")
-        names.update(first.column_names)
-    except pa.ArrowInvalid:
-        pass
-    for name in sorted(n for n in names - set(schema.names) if n is not None):
+    # Name every unknown column for the report (their values are ignored anyway).
+    names = drift.unknown_names(data, schema, lambda piece: _read_json(piece, schema, "infer"))
+    for name in sorted(names):
         table = table.append_column(name, pa.nulls(table.num_rows))
     return table
 

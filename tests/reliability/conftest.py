@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from botocore.retries.standard import ExponentialBackoff
@@ -68,6 +70,19 @@ def no_backoff(monkeypatch):
     standard retry mode) is patched to 0, so the retry loop still runs, attempt for
     attempt, with `time.sleep(0)` between attempts."""
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+
+
+def pytest_sessionfinish(session):
+    """A pytest-xdist worker hands its figures to the controller, which prints them."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["reliability_figures"] = json.dumps(report.dump())
+
+
+def pytest_testnodedown(node, error):
+    figures = getattr(node, "workeroutput", {}).get("reliability_figures")
+    if figures:
+        report.merge(json.loads(figures))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -16,6 +16,18 @@ def add(kind: str, **counts: int) -> None:
         FAULTS[kind][column] += n
 
 
+def dump() -> dict:
+    """This process's figures, for the process that prints them (pytest-xdist workers)."""
+    return {"faults": {k: dict(v) for k, v in FAULTS.items()}, "notes": list(NOTES)}
+
+
+def merge(figures: dict) -> None:
+    """Add a worker's figures (from dump) to this process's."""
+    for kind, counts in figures.get("faults", {}).items():
+        add(kind, **counts)
+    NOTES.extend(figures.get("notes", ()))
+
+
 def lines() -> list[str]:
     out = []
     if FAULTS:

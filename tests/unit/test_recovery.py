@@ -8,6 +8,7 @@ import pytest
 
 from runtime import keys
 from tests.fakes import SimulatedKill
+from tests.support.sweep import kill_points as sampled
 from tests.harness import (
     Harness,
     address,
@@ -77,7 +78,7 @@ def test_the_undisturbed_run_is_what_the_semantics_say(reference):
 
 def kill_points():
     _, counts = undisturbed()
-    return [(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)]
+    return sampled([(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)])
 
 
 @pytest.mark.parametrize("event_index, kill_after", kill_points())
@@ -145,7 +146,7 @@ def test_the_replay_the_dimensions_queue_killed_after_any_write_then_another_eve
     assert sorted(o for o, _, _ in reference.fact_versions()) == [1, 2, 4]
     assert reference.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_currency_packet_1")]
     expected = final_state(reference)
-    for kill_after in range(1, writes + 1):
+    for kill_after in sampled(range(1, writes + 1)):
         h = Harness()
         _replay_scenario(h)
         h.writes.kill_after = h.writes.count + kill_after
@@ -238,7 +239,7 @@ def late_kill_points():
         _step(h, step)
         if step[0] == "invoke":
             points += [(i, w) for w in range(1, h.writes.count - before + 1)]
-    return points
+    return sampled(points)
 
 
 @pytest.mark.parametrize("step_index, kill_after", late_kill_points())

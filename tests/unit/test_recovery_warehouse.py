@@ -11,6 +11,7 @@ import pytest
 
 from runtime import keys
 from tests.fakes import SimulatedKill
+from tests.support.sweep import kill_points as sampled
 from tests.harness import (
     Harness,
     payment,
@@ -101,7 +102,7 @@ def test_the_undisturbed_run_is_what_the_semantics_say(reference):
 
 def kill_points():
     _, _, counts = undisturbed()
-    return [(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)]
+    return sampled([(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)])
 
 
 @pytest.mark.parametrize("event_index, kill_after", kill_points())

@@ -7,7 +7,7 @@ the wheel for that platform), and the bundler installs exactly that, `--no-deps
 --require-hashes`. Its first line is the sha256 of the requirements it was made from, so a
 changed requirements.txt with a stale lock fails the build instead of shipping the old pins.
 
-    make lock          # python -m cdk_app.lock: rewrites the lock of every target below
+    make lock          # python -m cdk_app.bundling.lock: rewrites the lock of every target below
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from cdk_app.lambda_platform import Target
+from cdk_app.paths import PIP_CACHE_DIR, RUNTIME_DIR
 
 # The function's platforms: the runtime's Python on either Lambda CPU (context `architecture`).
 LOCKED_TARGETS = (Target("3.12", "aarch64"), Target("3.12", "x86_64"))
@@ -73,7 +74,7 @@ def write_lock(runtime_dir: Path, target: Target, *, cache_dir: Path | None = No
     lines = [
         _HEADER + requirements_digest(requirements),
         f"# Every package of the Lambda asset for {target}, resolved from requirements.txt by",
-        "# `make lock` (python -m cdk_app.lock). Do not edit: change requirements.txt and re-lock.",
+        "# `make lock` (python -m cdk_app.bundling.lock). Do not edit: change requirements.txt and re-lock.",
     ]
     for item in sorted(installs, key=lambda i: _normalized(i["metadata"]["name"])):
         name, version = _normalized(item["metadata"]["name"]), item["metadata"]["version"]
@@ -99,8 +100,6 @@ def _normalized(name: str) -> str:
 
 
 if __name__ == "__main__":
-    from cdk_app.bundling import PIP_CACHE_DIR, RUNTIME_DIR
-
     for locked in LOCKED_TARGETS:
         written = write_lock(RUNTIME_DIR, locked, cache_dir=PIP_CACHE_DIR)
         print(f"{written.relative_to(RUNTIME_DIR.parent)}: {len(locked_versions(written))} packages for {locked}")

@@ -1,0 +1,1 @@
+"""Test support shared by every suite: the kill-sweep sampling (sweep.py)."""
