@@ -13,21 +13,11 @@ from runtime import keys
 from runtime.observability import Metrics
 from runtime.parquet import from_parquet
 from runtime.rebuild import steps
-from runtime.rebuild.plan import PLAN_KEY, list_history
 from runtime.rebuild.report import REPORT_KEY
 from runtime.records import CommitRecord
-from runtime.tables import DIMENSIONS, FACTS, OUTPUT_TABLES, OUTPUTS, packet_id_parameters
+from runtime.tables import DIMENSIONS, FACTS, OUTPUT_TABLES, packet_id_parameters
 from tests.fakes import MemoryBucket, MemoryPacketIds, SimulatedKill, Writes
-from tests.harness import (
-    Harness,
-    address,
-    counterparty,
-    currency,
-    department,
-    design,
-    sales_order,
-    staff,
-)
+from tests.harness import Harness, sales_order, staff
 
 TARGET_PREFIX = "/totesys/processing/gen2"
 
@@ -89,7 +79,6 @@ def outputs(store: MemoryBucket, table: str) -> list[list[dict]]:
 
 def current_rows(store: MemoryBucket, table: str) -> dict:
     """What the loader leaves in a dimension: the last row of each key."""
-    key = OUTPUTS[table].name if table == "dim_date" else None
     first = "date_id" if table == "dim_date" else None
     rows = {}
     for packet in outputs(store, table):
