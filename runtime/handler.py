@@ -94,7 +94,7 @@ def lambda_handler(event: Any, context: Any) -> dict:
         named = [str(p) for p in parsed.packets]
         logger.append_keys(packets=named)
         pipeline = Pipeline(ingestion, processed, packet_ids, settings.ssm_prefix, metrics,
-                            _seconds_left(context), settings.stop_margin_seconds)
+                            _seconds_left(context), settings.stop_margin_seconds, settings.wait_alarm_hours)
         pipeline.run(parsed, summary)  # filled in as it goes: still there if it raises
         if summary.left_pending is not None:
             continues = _carry_on(context, summary.left_pending)

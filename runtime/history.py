@@ -4,17 +4,24 @@ Facts are history: every version (id, last_updated) of an order is a row. A vers
 written once must not be written again when a later packet re-sends it unchanged (an
 ingestion re-sending its boundary rows), and a version that comes back with other
 content (the source changed a row without touching last_updated) is written as the
-newest truth and reported (DESIGN §7b).
+newest truth and reported (docs/design.md#fact-memory).
 
 Why it is shaped like this: the memory grows without bound (10 million versions is a
 few years of orders), so no packet may read or rewrite all of it.
 
 - It is a list of immutable **segments** (Parquet: id, last_updated, a 64-bit hash of
-  the row's content), one per fact output packet, named in a small **manifest** with
-  each segment's last_updated range. The manifest of fact output packet n is the
-  memory once n is written; the processed table's `produced` id names the current one,
-  so a crash before the id moves leaves the previous memory in force and a retry
-  recomputes the same outputs.
+  the columns the warehouse holds of the row, and the source packet that sent that
+  content last), one per fact output packet, named in a small **manifest** with each
+  segment's last_updated range. The manifest of fact output packet n is the memory
+  once n is written; the processed table's `produced` id names the current one, so a
+  crash before the id moves leaves the previous memory in force and a retry
+  recomputes the same outputs. A packet that writes no fact but re-sends versions
+  leaves a manifest of its own (`..._manifest_{n}_then_packet_{k}`), named by its
+  commit record: a waiting row of an earlier packet is superseded by those re-sends
+  (docs/design.md#waits-and-replays).
+- Segments written before the packet column read as LEGACY: their hashes were taken
+  over the source columns, and a version found there is compared that way (a format
+  read, not migrated: segments are immutable and merge into new ones over time).
 - A lookup reads only the segments whose last_updated range holds a looked-up
   version's last_updated. Ingestion packets are time windows, so new versions (later
   than everything remembered) read no segment at all, and re-sent boundary rows read
@@ -28,15 +35,14 @@ few years of orders), so no packet may read or rewrite all of it.
 Content hashes are exact enough: two different rows share a 64-bit hash with
 probability 2^-64, so a re-send is told from a change by hash alone.
 
-(Over 300 lines: the segment store and the version screen that reads it share the
-content hash and the (id, last_updated) layout; apart, each would restate them.)
+The screen of one packet against this memory is runtime/versions.py.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -44,16 +50,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import keys
-from runtime.reading import LINE
 from runtime.tables import SourceTable
-from runtime.validation import Failure, examples
 
 UPDATED = "last_updated"
 HASH = "__hash"
-_ID = "__id"
+VERSION_ID = "__id"
 _SEGMENT = "__segment"
-_ROW = "__row"
-SEGMENT_SCHEMA = pa.schema([(_ID, pa.int32()), (UPDATED, pa.timestamp("us")), (HASH, pa.uint64())])
+ROW_NUMBER = "__row"
+PACKET = "__packet"  # the source packet whose content the memory holds for a version
+# Segments written before the packet column have none: read as LEGACY, their hashes
+# taken over the source columns (see Versions.screen).
+LEGACY = -1
+SEGMENT_SCHEMA = pa.schema(
+    [(VERSION_ID, pa.int32()), (UPDATED, pa.timestamp("us")), (HASH, pa.uint64()), (PACKET, pa.int64())]
+)
 MANIFEST_SCHEMA = pa.schema(
     [("key", pa.string()), ("first", pa.int64()), ("last", pa.int64()), ("rows", pa.int64()),
      ("from_packet", pa.int64()), ("to_packet", pa.int64())]
@@ -61,7 +71,6 @@ MANIFEST_SCHEMA = pa.schema(
 MAX_SEGMENT_ROWS = 1 << 16
 SEGMENT_ROW_GROUP = 4096
 _CACHE_BYTES = 32 * 1024 * 1024  # segments kept in memory between the blocks of a packet
-_EXAMPLE_IDS = 20
 
 Read = Callable[[str], "bytes | None"]
 
@@ -74,7 +83,7 @@ def _parquet(table: pa.Table) -> bytes:
         # groups with statistics let a lookup decode only the groups it needs.
         pq.write_table(
             table, sink, compression="zstd", use_dictionary=False, row_group_size=SEGMENT_ROW_GROUP,
-            column_encoding={_ID: "DELTA_BINARY_PACKED", UPDATED: "DELTA_BINARY_PACKED"},
+            column_encoding={VERSION_ID: "DELTA_BINARY_PACKED", UPDATED: "DELTA_BINARY_PACKED"},
         )
     else:
         pq.write_table(table, sink, compression="zstd")
@@ -87,7 +96,15 @@ def _read_table(read: Read, key: str, what: str) -> pa.Table:
         from runtime.errors import CorruptRecordError
 
         raise CorruptRecordError(f"{what} {key} named by the fact memory does not exist")
-    return pq.read_table(io.BytesIO(data))
+    table = pq.read_table(io.BytesIO(data))
+    return _with_packet(table, LEGACY) if what == "segment" else table
+
+
+def _with_packet(table: pa.Table, packet: int) -> pa.Table:
+    """A segment table with its packet column (`packet` where it has none)."""
+    if PACKET in table.column_names:
+        return table
+    return table.append_column(PACKET, pa.array(np.full(table.num_rows, packet, dtype=np.int64)))
 
 
 @dataclass(frozen=True)
@@ -127,17 +144,26 @@ class FactMemory:
     def lookup(self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """For each (id, last_updated): whether it was written, and its content hash
         (the newest, if it was written again after a silent change)."""
+        found, hashes, _ = self.recall(ids, updated)
+        return found, hashes
+
+    def recall(
+        self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """lookup, and the source packet that sent the remembered content (LEGACY for
+        versions remembered before packets were)."""
         n = len(ids)
         found, hashes = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint64)
+        packets = np.zeros(n, dtype=np.int64)
         if not self.segments or not n:
-            return found, hashes
+            return found, hashes, packets
         micros = pc.cast(updated, pa.int64()).to_numpy()
         wanted = np.unique(micros)
         lo = np.searchsorted(wanted, self._firsts, "left")
         hi = np.searchsorted(wanted, self._lasts, "right")
         candidates = np.flatnonzero(hi > lo)
         if not len(candidates):
-            return found, hashes  # every version is later (or earlier) than any remembered
+            return found, hashes, packets  # every version is later (or earlier) than any remembered
         value_set = pa.array(wanted, pa.int64()).cast(pa.timestamp("us"))
         parts = []
         for i in candidates:
@@ -147,19 +173,20 @@ class FactMemory:
             near = near.filter(pc.is_in(near[UPDATED], value_set=value_set))
             parts.append(near.append_column(_SEGMENT, pa.array(np.full(near.num_rows, i, dtype=np.int64))))
         remembered = pa.concat_tables(parts)
-        query = pa.table({_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
-                          _ROW: pa.array(np.arange(n, dtype=np.int64))})
-        matched = query.join(remembered, [_ID, UPDATED], join_type="inner", use_threads=False)
+        query = pa.table({VERSION_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
+                          ROW_NUMBER: pa.array(np.arange(n, dtype=np.int64))})
+        matched = query.join(remembered, [VERSION_ID, UPDATED], join_type="inner", use_threads=False)
         if not matched.num_rows:
-            return found, hashes
+            return found, hashes, packets
         # The newest segment holding a version has its current content.
-        matched = matched.sort_by([(_ROW, "ascending"), (_SEGMENT, "ascending")])
-        rows = matched[_ROW].to_numpy()
+        matched = matched.sort_by([(ROW_NUMBER, "ascending"), (_SEGMENT, "ascending")])
+        rows = matched[ROW_NUMBER].to_numpy()
         last = np.ones(len(rows), dtype=bool)
         last[:-1] = rows[:-1] != rows[1:]
         found[rows[last]] = True
         hashes[rows[last]] = matched[HASH].to_numpy()[last]
-        return found, hashes
+        packets[rows[last]] = matched[PACKET].to_numpy()[last]
+        return found, hashes, packets
 
     def _near(self, i: int, wanted: np.ndarray) -> pa.Table:
         data = self._cache.get(i)
@@ -174,6 +201,12 @@ class FactMemory:
             if sum(len(d) for d in self._cache.values()) + len(data) <= _CACHE_BYTES:
                 self._cache[i] = data
         file = pq.ParquetFile(io.BytesIO(data))
+        if PACKET not in file.schema_arrow.names:
+            return _with_packet(self._near_groups(file, wanted), LEGACY)
+        return self._near_groups(file, wanted)
+
+    @staticmethod
+    def _near_groups(file: pq.ParquetFile, wanted: np.ndarray) -> pa.Table:
         column = file.schema_arrow.get_field_index(UPDATED)
         groups = []
         for g in range(file.num_row_groups):
@@ -181,7 +214,9 @@ class FactMemory:
             lo, hi = _micros(stats.min), _micros(stats.max)
             if np.searchsorted(wanted, hi, "right") > np.searchsorted(wanted, lo, "left"):
                 groups.append(g)
-        return file.read_row_groups(groups) if groups else SEGMENT_SCHEMA.empty_table()
+        if not groups:
+            return file.schema_arrow.empty_table()
+        return file.read_row_groups(groups)
 
 
 def _micros(value) -> int:
@@ -199,15 +234,21 @@ def manifest_segments(read: Read, manifest_key: str | None) -> tuple[Segment, ..
 
 
 def advance(
-    read: Read, table: str, previous_manifest: str | None, n: int, written: pa.Table
+    read: Read, table: str, previous_manifest: str | None, n: int, written: pa.Table,
+    then_packet: int | None = None,
 ) -> list[tuple[str, bytes, int]]:
     """The objects that make the memory after fact output packet `n`, which wrote
-    `written` (id, last_updated, hash): its segment (or what it merged into) and the
-    manifest, last. Returns (key, bytes, rows) to write, in order."""
+    `written` (id, last_updated, hash, packet): its segment (or what it merged into)
+    and the manifest, last. Returns (key, bytes, rows) to write, in order.
+
+    `then_packet`: source packet k wrote no fact output after output `n` but re-sent
+    versions (skipped as equal): they are remembered as sent by k, under keys of their
+    own (a waiting row of an earlier packet is superseded by them)."""
     segments = list(manifest_segments(read, previous_manifest))
     fresh: dict[str, pa.Table] = {}
-    new = _sorted_unique(written)
-    segments.append(_describe(table, new, n, n))
+    new = newest_per_version(_with_packet(written, 0))
+    tag = "" if then_packet is None else f"_then_packet_{then_packet}"
+    segments.append(_describe(table, new, n, n, tag))
     fresh[segments[-1].key] = new
     while len(segments) >= 2:
         older, newer = segments[-2], segments[-1]
@@ -217,196 +258,46 @@ def advance(
         if older_rows is None:
             older_rows = _read_table(read, older.key, "segment")
         merged = _merged(older_rows, fresh.pop(newer.key))
-        segments[-2:] = [_describe(table, merged, older.from_packet, newer.to_packet)]
+        segments[-2:] = [_describe(table, merged, older.from_packet, newer.to_packet, tag)]
         fresh[segments[-1].key] = merged
     objects = [(key, _parquet(rows), rows.num_rows) for key, rows in fresh.items()]
     manifest = pa.Table.from_pylist([s.__dict__ for s in segments], schema=MANIFEST_SCHEMA)
-    objects.append((keys.history_manifest_key(table, n), _parquet(manifest), len(segments)))
+    key = keys.history_manifest_key(table, n) if then_packet is None else keys.history_then_key(table, n, then_packet)
+    objects.append((key, _parquet(manifest), len(segments)))
     return objects
 
 
-def _describe(table: str, rows: pa.Table, from_packet: int, to_packet: int) -> Segment:
+def current_manifest(table: str, produced: int, base: str | None, last_packet_memory: str | None) -> str | None:
+    """The memory now: the one after fact output `produced` (`base`), unless the last
+    packet of `table` remembered re-sends after that output (a manifest of its own)."""
+    then = keys.parse_history_then_key(last_packet_memory or "")
+    if then is not None and then[0] == table and then[1] == produced:
+        return last_packet_memory
+    return base
+
+
+def _describe(table: str, rows: pa.Table, from_packet: int, to_packet: int, tag: str = "") -> Segment:
     micros = pc.cast(rows[UPDATED], pa.int64())
+    key = keys.history_segment_key(table, from_packet, to_packet)
     return Segment(
-        keys.history_segment_key(table, from_packet, to_packet),
+        key.removesuffix(".parquet") + tag + ".parquet" if tag else key,
         pc.min(micros).as_py(), pc.max(micros).as_py(), rows.num_rows, from_packet, to_packet,
     )
 
 
-def _sorted_unique(rows: pa.Table) -> pa.Table:
+def newest_per_version(rows: pa.Table) -> pa.Table:
     """By (last_updated, id), one row per version (the last one given)."""
     rows = rows.select(SEGMENT_SCHEMA.names).cast(SEGMENT_SCHEMA)
     order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
-    ranked = rows.append_column(_ROW, order).sort_by([(UPDATED, "ascending"), (_ID, "ascending"), (_ROW, "ascending")])
-    ids, micros = ranked[_ID].to_numpy(), pc.cast(ranked[UPDATED], pa.int64()).to_numpy()
+    ranked = rows.append_column(ROW_NUMBER, order).sort_by([(UPDATED, "ascending"), (VERSION_ID, "ascending"), (ROW_NUMBER, "ascending")])
+    ids, micros = ranked[VERSION_ID].to_numpy(), pc.cast(ranked[UPDATED], pa.int64()).to_numpy()
     last = np.ones(len(ids), dtype=bool)
     last[:-1] = (ids[:-1] != ids[1:]) | (micros[:-1] != micros[1:])
-    return ranked.filter(pa.array(last)).drop_columns([_ROW]).combine_chunks()
+    return ranked.filter(pa.array(last)).drop_columns([ROW_NUMBER]).combine_chunks()
 
 
 def _merged(older: pa.Table, newer: pa.Table) -> pa.Table:
-    return _sorted_unique(pa.concat_tables([older.cast(SEGMENT_SCHEMA), newer.cast(SEGMENT_SCHEMA)]))
-
-
-# -- the screen of one packet ----------------------------------------------------------
-
-
-@dataclass
-class HistoryUpdate:
-    """What one packet did to the memory of its fact source table."""
-
-    table: str
-    written: pa.Table  # id, last_updated, hash of every row written
-    resent: int = 0  # rows skipped: that version was written before, same content
-    resent_ids: tuple = ()  # a few of their ids
-    mutated_ids: tuple = ()  # ids of versions written before that came back changed
-    mutated: int = 0  # rows
-    segments_read: int = 0
-
-
-@dataclass
-class Versions:
-    """One row per fact version: across packets (the memory) and within the packet.
-
-    Across packets: a version already written with the same content is skipped (a
-    re-send); with other content it is kept, written as the newest truth and
-    reported. Within the packet: the first row of a version is kept; a later identical
-    row is an exact duplicate, written once (skipped); a later row that differs is a
-    conflict, rejected. Carried across blocks as (version, content hash) of the kept
-    rows, so processing a packet in blocks gives the same result as processing it whole.
-    """
-
-    memory: FactMemory
-    _seen: list = field(default_factory=list)  # id, last_updated, __hash of kept rows
-    # Hashes of every kept version, sorted: a quick, exact "certainly new" test
-    # (different hashes mean different versions); a match is checked exactly.
-    _version_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-    _written: list = field(default_factory=list)
-    _kept: pa.Table | None = None  # version, line, hash of the last block's kept rows
-    _resent: int = 0
-    _resent_ids: list = field(default_factory=list)
-    _mutated: list = field(default_factory=list)
-
-    @property
-    def _key(self) -> list[str]:
-        return [self.memory.source.key, UPDATED]
-
-    def screen(self, rows: pa.Table) -> tuple[pa.Table, int, list[Failure]]:
-        """(rows to keep, how many were skipped as already written or exact
-        duplicates, the conflicting rows' failure)."""
-        if rows.num_rows == 0:
-            return rows, 0, []
-        content = row_hashes(rows.drop_columns([LINE]))
-        resent = 0
-        found, remembered = self.memory.lookup(rows[self._key[0]], rows[UPDATED])
-        if found.any():
-            same = found & (remembered == content)
-            changed = found & ~same
-            if changed.any():
-                self._mutated.append(rows[self._key[0]].filter(pa.array(changed)).combine_chunks())
-            if same.any():
-                resent = int(same.sum())
-                self._resent += resent
-                if len(self._resent_ids) < _EXAMPLE_IDS:
-                    self._resent_ids += rows[self._key[0]].filter(pa.array(same))[:_EXAMPLE_IDS].to_pylist()
-                rows, content = rows.filter(pa.array(~same)), content[~same]
-                if rows.num_rows == 0:
-                    return rows, resent, []
-        kept, duplicates, conflicts = self._within_packet(rows, content)
-        return kept, duplicates + resent, conflicts
-
-    def written(self, valid: pa.Table) -> None:
-        """Remember the rows of the last screened block that were written. They are
-        fact rows: their version and hash are those of the kept source rows of the
-        same lines (in line order, so a binary search finds them)."""
-        if not valid.num_rows:
-            return
-        kept = self._kept
-        at = pa.array(np.searchsorted(kept[LINE].to_numpy(), valid[LINE].to_numpy()))
-        rows = kept.take(at)
-        self._written.append(pa.table({
-            _ID: rows.column(0).cast(pa.int32()), UPDATED: rows[UPDATED], HASH: rows[HASH]}))
-
-    def update(self) -> HistoryUpdate:
-        written = pa.concat_tables(self._written) if self._written else SEGMENT_SCHEMA.empty_table()
-        mutated = pa.concat_arrays(self._mutated) if self._mutated else pa.array([], pa.int32())
-        return HistoryUpdate(
-            table=self.memory.source.name,
-            written=written,
-            resent=self._resent,
-            resent_ids=tuple(self._resent_ids[:_EXAMPLE_IDS]),
-            mutated_ids=tuple(pc.unique(mutated).to_pylist()),
-            mutated=len(mutated),
-            segments_read=self.memory.segments_read,
-        )
-
-    # -- within the packet ------------------------------------------------------------
-
-    def _within_packet(self, rows: pa.Table, content: np.ndarray) -> tuple[pa.Table, int, list[Failure]]:
-        key = self._key
-        block = rows.select(key + [LINE]).append_column(HASH, pa.array(content, pa.uint64()))
-        versions = np.sort(row_hashes(rows.select(key)))
-        repeated = bool(len(versions) > 1 and (versions[1:] == versions[:-1]).any())
-        if not repeated and not self._maybe_seen(versions):
-            # The common case: every version is new and appears once.
-            self._remember(block, versions)
-            self._kept = block
-            return rows, 0, []
-        counts = block.group_by(key, use_threads=False).aggregate([(LINE, "min"), (LINE, "count")])
-        return self._screen_slowly(rows, block, counts, self._seen_of(counts.select(key)))
-
-    def _maybe_seen(self, sorted_hashes: np.ndarray) -> bool:
-        known = self._version_hashes
-        if not len(known):
-            return False
-        at = np.minimum(np.searchsorted(known, sorted_hashes), len(known) - 1)
-        return bool((known[at] == sorted_hashes).any())
-
-    def _remember(self, kept: pa.Table, sorted_hashes: np.ndarray) -> None:
-        self._seen.append(kept.select(self._key + [HASH]))
-        # Two sorted runs: a stable sort merges them in linear time.
-        self._version_hashes = np.sort(np.concatenate([self._version_hashes, sorted_hashes]), kind="stable")
-
-    def _seen_of(self, versions: pa.Table) -> pa.Table:
-        """The (version, hash) of earlier blocks' rows for these versions."""
-        if not self._seen:
-            return pa.table({self._key[0]: pa.array([], pa.int32()),
-                             UPDATED: pa.array([], pa.timestamp("us")),
-                             HASH: pa.array([], pa.uint64())})
-        # The block's versions are the (small) build side; earlier rows are probed.
-        return pa.concat_tables(self._seen).join(versions, self._key, join_type="left semi")
-
-    def _screen_slowly(
-        self, rows: pa.Table, block: pa.Table, counts: pa.Table, seen: pa.Table
-    ) -> tuple[pa.Table, int, list[Failure]]:
-        key = self._key
-        first = counts.select(key + [f"{LINE}_min"]).join(
-            block.select([LINE, HASH]), f"{LINE}_min", LINE, join_type="inner"
-        )
-        first = first.rename_columns(key + ["__first_line", "__first_hash"])
-        seen = seen.rename_columns(key + ["__seen_hash"])
-        first = first.join(seen, key, join_type="left outer")
-        screened = block.join(first, key, join_type="inner").sort_by(LINE)
-        reference = pc.coalesce(screened["__seen_hash"], screened["__first_hash"])
-        differs = pc.not_equal(screened[HASH], reference)
-        keep = pc.and_(pc.is_null(screened["__seen_hash"]), pc.equal(screened[LINE], screened["__first_line"]))
-        kept_versions = screened.filter(keep)
-        self._remember(kept_versions, np.sort(row_hashes(kept_versions.select(key))))
-        self._kept = kept_versions.select(key + [LINE, HASH])
-        conflicts = []
-        if pc.any(differs).as_py():
-            conflicts.append(
-                Failure(
-                    column=key[0],
-                    check=f"one row per version ({key[0]}, last_updated): "
-                    "a different row for this version came first",
-                    lines=screened[LINE].filter(differs).to_numpy(),
-                    examples=examples(screened[key[0]].filter(differs)),
-                )
-            )
-        kept = rows.filter(pc.is_in(rows[LINE], value_set=screened[LINE].filter(keep).combine_chunks()))
-        duplicates = rows.num_rows - kept.num_rows - (conflicts[0].count if conflicts else 0)
-        return kept, duplicates, conflicts
+    return newest_per_version(pa.concat_tables([older.cast(SEGMENT_SCHEMA), newer.cast(SEGMENT_SCHEMA)]))
 
 
 # -- content hashes ---------------------------------------------------------------------

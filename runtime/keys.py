@@ -42,6 +42,15 @@ def packet_prefix(table: str, packet_id: int) -> str:
     return f"{_source(table)}/{table}_packet_{_positive(packet_id)}_"
 
 
+_PACKET_OBJECT = re.compile(r"^([a-z_]+)/\1_packet_(\d+)_")
+
+
+def packet_of_object(key: str) -> int | None:
+    """The packet number of an ingestion object's key, or None when it is not one."""
+    match = _PACKET_OBJECT.match(key)
+    return int(match.group(2)) if match and match.group(1) in SOURCES else None
+
+
 def is_packet_object(key: str) -> bool:
     return key.endswith(".jsonl") or key.endswith(".jsonl.gz")
 
@@ -185,5 +194,27 @@ def history_manifest_key(table: str, n: int) -> str:
 
 
 def history_segment_key(table: str, first: int, last: int) -> str:
-    """The versions written in fact output packets first..last of source `table`."""
-    return f"{HISTORY}{_source(table)}/{table}_segment_{_positive(first)}_to_{_positive(last)}.parquet"
+    """The versions written in fact output packets first..last of source `table` (0:
+    none yet, for the re-sends a packet remembered before any output)."""
+    return f"{HISTORY}{_source(table)}/{table}_segment_{_count(first)}_to_{_count(last)}.parquet"
+
+
+def history_then_key(table: str, n: int, packet_id: int) -> str:
+    """The fact memory of source `table` once source packet `packet_id`, which wrote no
+    fact output after output packet `n`, remembered the versions it re-sent."""
+    return f"{HISTORY}{_source(table)}/{table}_manifest_{_count(n)}_then_packet_{_positive(packet_id)}.parquet"
+
+
+_THEN = re.compile(r"^_history/([a-z_]+)/\1_manifest_(\d+)_then_packet_(\d+)\.parquet$")
+
+
+def parse_history_then_key(key: str) -> tuple[str, int, int] | None:
+    """(table, n, packet) of a history_then_key, or None."""
+    match = _THEN.match(key)
+    return (match.group(1), int(match.group(2)), int(match.group(3))) if match else None
+
+
+def _count(n: int) -> int:
+    if type(n) is not int or n < 0:
+        raise ValueError(f"output packet count must be an int >= 0, got {n!r}")
+    return n

@@ -1,4 +1,4 @@
-"""Passing over and late packets (DESIGN §6: pass over only on evidence).
+"""Passing over and late packets (docs/design.md#input-layout: pass over only on evidence).
 
 A packet with no objects is passed over only when a later packet of its table has
 objects in the bucket; an event naming a later packet is no evidence. A passed-over
@@ -10,20 +10,16 @@ own commit record in _commits/late/; consumed does not move.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from runtime import keys
 from runtime.errors import MissingPacketError
 from runtime.events import PacketRef
 from runtime.observability import LATE_PACKET, Metrics, logger
-from runtime.parquet import to_parquet
 from runtime.ports import IngestionSource, ProcessedStore
-from runtime.records import CommitRecord, PacketOutcome, RunSummary
-from runtime.replays import facts_waiting_for
-
-if TYPE_CHECKING:
-    from runtime.pipeline import Pipeline
+from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary
 
 
 def check_gaps(
@@ -68,48 +64,56 @@ def check_gaps(
     return gaps
 
 
-def process_late(p: Pipeline, table: str, packet_id: int) -> PacketOutcome:
+def process_late(p: Committer, table: str, packet_id: int) -> PacketOutcome:
     """Process a passed-over packet whose objects arrived, once, at an operator's
-    request: the same commit steps as a packet, its own commit record under
+    request: the pipeline's commit steps, under its own commit record in
     `_commits/late/`. Its outputs take the next numbers; its dimension rows
     follow the state rules against today's state; consumed does not move."""
     name = f"{table}:{packet_id}"
-    commit_key = keys.late_commit_key(table, packet_id)
-    existing = p._store.read(commit_key)
-    if existing is not None:
-        record = CommitRecord.from_json(commit_key, existing)
-        logger.info("late commit record found: finishing the commit", extra={"packet": name})
-        p._apply(record)
-        return PacketOutcome(name, "recovered", record.outputs, record.quarantine)
-    passed = p._store.read(keys.commit_key(table, packet_id))
+    passed = p.store.read(keys.commit_key(table, packet_id))
     if passed is None or not CommitRecord.from_json(keys.commit_key(table, packet_id), passed).missing:
         logger.error("late processing asked for a packet that was not passed over: ignored",
                      extra={"packet": name})
         return PacketOutcome(name, "ignored")
-    object_keys = packet_objects(p._source, table, packet_id)
-    if not object_keys:
-        raise MissingPacketError(table, packet_id, keys.packet_prefix(table, packet_id))
-    consumed = p._consumed(table)
-    seq = sum(1 for r in p._late_records(table) if r.late["after"] == consumed)
-    result, lines = p._transform(table, name, object_keys)
-    state = None
-    if result.state is not None:
-        state = keys.late_state_key(table, packet_id)
-        p._put(state, to_parquet(result.state), name, result.state.num_rows)
-    replay = result.state is not None and facts_waiting_for(p._store, result)
-    record = p._write(
+
+    def compute() -> Computed:
+        object_keys = packet_objects(p.source, table, packet_id)
+        if not object_keys:
+            raise MissingPacketError(table, packet_id, keys.packet_prefix(table, packet_id))
+        consumed = p.consumed(table)
+        seq = sum(1 for r in p.late_records_of(table) if r.late["after"] == consumed)
+        result, lines = p.transform_packet(table, name, object_keys)
+        return Computed(CommitRecord(table, packet_id, late={"after": consumed, "seq": seq}), result, lines)
+
+    space = CommitSpace(
         name,
-        CommitRecord(table, packet_id, state=state, replay_requested=replay,
-                     late={"after": consumed, "seq": seq}),
-        result,
+        keys.late_commit_key(table, packet_id),
         lambda output_table: keys.late_quarantine_key(output_table, table, packet_id),
-        commit_key,
+        keys.late_state_key(table, packet_id),
     )
-    p._late_records(table).append(record)
-    p._apply(record)
+    record, outcome = p.commit(space, compute)
+    if outcome.status == "recovered":
+        return outcome
+    p.late_records_of(table).append(record)
     logger.warning("late packet processed", extra={
         "packet": name, "rows_written": {o.table: o.rows for o in record.outputs}})
-    return replace(p._count(name, record, result, lines), status="late")
+    return replace(outcome, status="late")
+
+
+class Committer(Protocol):
+    """What a late packet needs of the pipeline that runs it (runtime.pipeline.Pipeline):
+    its commit steps and committed state. A Protocol, so this module imports no caller."""
+
+    store: ProcessedStore
+    source: IngestionSource
+
+    def commit(self, space: CommitSpace, compute: Callable[[], Computed]) -> tuple[CommitRecord, PacketOutcome]: ...
+
+    def consumed(self, table: str) -> int: ...
+
+    def late_records_of(self, table: str) -> list[CommitRecord]: ...
+
+    def transform_packet(self, table: str, name: str, object_keys: list[str]) -> tuple[Any, dict[str, int]]: ...
 
 
 def late_records(store: ProcessedStore) -> dict[str, list[CommitRecord]]:

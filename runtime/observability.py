@@ -2,8 +2,10 @@
 
 Logs: one structured JSON line per event (Powertools Logger), with the invocation's
 packet list appended as correlation keys. Metrics: CloudWatch embedded metric format
-(EMF) lines on stdout, one per table per invocation, dimension `table` only, so the
-alarms can name exactly what they watch.
+(EMF) lines on stdout, one per table per invocation, dimension `table`, so the alarms
+can name exactly what they watch; and, when waiting facts were listed, one `RowsWaiting`
+document per fact table with open waits, dimensions (table, wait=overdue): the waits
+older than the alarm age (docs/design.md#observability).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ DEFAULT_NAMESPACE = "TotesysProcessing"
 # The metric names the stack's alarms refer to.
 PACKETS_PROCESSED = "PacketsProcessed"
 ROWS_WRITTEN = "RowsWritten"
-ROWS_REJECTED = "RowsRejected"
+ROWS_REJECTED = "RowsRejected"  # rows that need a fix at the source
+ROWS_WAITING = "RowsWaiting"  # fact rows waiting for a dimension key (they heal themselves)
 PACKET_GAP = "PacketGap"
 PROCESSING_FAILED = "ProcessingFailed"
 LATE_PACKET = "LatePacket"  # objects of a packet that was passed over have appeared
@@ -34,6 +37,7 @@ METRIC_NAMES = (
     PACKETS_PROCESSED,
     ROWS_WRITTEN,
     ROWS_REJECTED,
+    ROWS_WAITING,
     PACKET_GAP,
     LATE_PACKET,
     SCHEMA_DRIFT,
@@ -51,6 +55,12 @@ class Metrics:
         self.namespace = namespace or os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE
         self._stream = stream
         self.counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.overdue_waits: dict[str, int] = {}  # fact table -> waits older than the alarm age
+
+    def set_overdue_waits(self, table: str, rows: int) -> None:
+        """How many of `table`'s open waits are older than the alarm age (a level, not a
+        count: the last value listed in the invocation is the one flushed)."""
+        self.overdue_waits[table] = rows
 
     def add(self, name: str, table: str, value: float = 1) -> None:
         if name not in METRIC_NAMES:
@@ -78,9 +88,28 @@ class Metrics:
                     **{n: v for n, v in sorted(values.items())},
                 }
             )
+        for table, rows in sorted(self.overdue_waits.items()):
+            documents.append(
+                {
+                    "_aws": {
+                        "Timestamp": timestamp,
+                        "CloudWatchMetrics": [
+                            {
+                                "Namespace": self.namespace,
+                                "Dimensions": [["table", "wait"]],
+                                "Metrics": [{"Name": ROWS_WAITING, "Unit": "Count"}],
+                            }
+                        ],
+                    },
+                    "table": table,
+                    "wait": "overdue",
+                    ROWS_WAITING: rows,
+                }
+            )
         stream = self._stream or sys.stdout
         for document in documents:
             stream.write(json.dumps(document) + "\n")
         stream.flush()
         self.counts.clear()
+        self.overdue_waits.clear()
         return documents

@@ -32,6 +32,7 @@ from runtime.observability import (
     PACKET_GAP,
     PACKETS_PROCESSED,
     ROWS_REJECTED,
+    ROWS_WAITING,
     ROWS_WRITTEN,
     SCHEMA_DRIFT,
     SILENT_MUTATION,
@@ -51,9 +52,9 @@ from runtime.pending import (
 )
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import coerced_schema, parse_block, read_blocks
-from runtime.records import CommitRecord, PacketOutcome, RunSummary, WrittenObject
+from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary, WrittenObject
 from runtime.replays import facts_waiting_for, run_replay
-from runtime.state import empty
+from runtime.state import empty, loaded
 from runtime.tables import (
     SOURCES,
     STATE_INPUTS,
@@ -61,6 +62,8 @@ from runtime.tables import (
     produced_parameter,
 )
 from runtime.transform import Transformed, transform
+from runtime.versions import HistoryUpdate
+from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
@@ -100,6 +103,7 @@ class Pipeline:
         metrics: Metrics,
         seconds_left: Callable[[], float] | None = None,
         stop_margin: float = 0.0,
+        wait_alarm_hours: float = DEFAULT_ALARM_HOURS,
     ) -> None:
         """`seconds_left`: the time left before the invocation's timeout (Lambda's
         context), None for no limit (a local run); the run stops between two packets
@@ -115,6 +119,15 @@ class Pipeline:
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
         self._immutable: dict[str, bytes | None] = {}  # fact memory objects read this invocation
+        self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
+
+    @property
+    def store(self) -> ProcessedStore:
+        return self._store
+
+    @property
+    def source(self) -> IngestionSource:
+        return self._source
 
     def run(self, event: Event, summary: RunSummary | None = None) -> RunSummary:
         """Process the event (and what earlier invocations left pending). `summary` is
@@ -123,7 +136,7 @@ class Pipeline:
         earlier = list_pending(self._store)
         requested = {p.late for p in earlier if p.late}
         gaps = check_gaps(self._store, self._source, self._metrics, event.packets, requested, summary)
-        recorded = record_pending(self._store, event.packets, earlier, summary, gaps, self._consumed)
+        recorded = record_pending(self._store, event.packets, earlier, summary, gaps, self.consumed)
         if not earlier and not recorded:
             logger.info("nothing to process", extra={"named": [str(r) for r in event.packets]})
             return summary
@@ -146,10 +159,10 @@ class Pipeline:
                 if replay is not None:
                     self._check_time(f"replay:{replay}", summary)
                     summary.failed_packet = f"replay:{replay}"
-                    summary.outcomes.append(run_replay(self, replay))
+                    summary.outcomes.append(run_replay(self, replay, self._watch))
                 self._store.delete(key)
         except _OutOfTime as stop:
-            summary.left_pending = left_pending(self._store, self._consumed)
+            summary.left_pending = left_pending(self._store, self.consumed)
             logger.warning(
                 "stopping before the timeout, between two packets: the rest stays pending "
                 "and the next invocation carries on from it",
@@ -171,7 +184,7 @@ class Pipeline:
     # -- one table, up to a packet ---------------------------------------------
 
     def _process_through(self, table: str, packet_id: int, summary: RunSummary) -> None:
-        consumed = self._consumed(table)
+        consumed = self.consumed(table)
         if packet_id <= consumed:
             summary.already_processed.append(f"{table}:{packet_id}")
             logger.info("packet already processed; skipped", extra={"packet": f"{table}:{packet_id}"})
@@ -197,26 +210,52 @@ class Pipeline:
         return self._process_packet(table, packet_id, compute)
 
     def _process_packet(self, table: str, packet_id: int, compute: Compute | None = None) -> PacketOutcome:
-        name = f"{table}:{packet_id}"
-        commit_key = keys.commit_key(table, packet_id)
-        existing = self._store.read(commit_key)  # step 1
-        if existing is not None:
-            record = CommitRecord.from_json(commit_key, existing)
-            if record.skipped:
-                logger.warning("packet was skipped by an operator", extra={"packet": name, "skip": record.skipped})
-            else:
-                logger.info("commit record found: finishing the commit", extra={"packet": name})
-            status = "skipped" if record.skipped else "recovered"
-            outcome = PacketOutcome(name, status, record.outputs, record.quarantine)
-        else:
-            record, outcome = self._compute_and_write(table, packet_id, compute)  # steps 2-4
-        self._apply(record)  # step 5
+        space = CommitSpace(
+            f"{table}:{packet_id}",
+            keys.commit_key(table, packet_id),
+            lambda output_table: keys.quarantine_key(output_table, table, packet_id),
+            keys.state_key(table, packet_id),
+        )
+        _, outcome = self.commit(space, lambda: self._packet(table, packet_id, compute))
         self._metrics.add(PACKETS_PROCESSED, table)
         return outcome
 
-    def _compute_and_write(
-        self, table: str, packet_id: int, compute: Compute | None = None
-    ) -> tuple[CommitRecord, PacketOutcome]:
+    def commit(self, space: CommitSpace, compute: Callable[[], Computed]) -> tuple[CommitRecord, PacketOutcome]:
+        """The commit steps (docs/design.md#commit-steps), written once: every path
+        (a packet, a packet passed over, a late packet, a replay, the rebuild's ordered
+        commit) commits through here, with its own keys and its own step 2."""
+        existing = self._store.read(space.record_key)  # step 1
+        if existing is not None:
+            record = CommitRecord.from_json(space.record_key, existing)
+            if record.skipped:
+                logger.warning("packet was skipped by an operator", extra={"packet": space.name, "skip": record.skipped})
+            else:
+                logger.info("commit record found: finishing the commit", extra={"packet": space.name})
+            status = "skipped" if record.skipped else "recovered"
+            outcome = PacketOutcome(space.name, status, record.outputs, record.quarantine)
+        else:
+            computed = compute()  # step 2
+            if computed.result is None:  # nothing but the record (a packet passed over)
+                record = computed.record
+                self._put(space.record_key, record.to_json(), space.name, rows=0)
+                outcome = PacketOutcome(space.name, "passed_over")
+            else:
+                record, outcome = self._write_all(space, computed)  # steps 3 and 4
+        self._apply(record)  # step 5
+        return record, outcome
+
+    def _write_all(self, space: CommitSpace, computed: Computed) -> tuple[CommitRecord, PacketOutcome]:
+        result, record = computed.result, computed.record
+        if result.state is not None and space.state_key is not None:
+            self._put(space.state_key, to_parquet(result.state), space.name, result.state.num_rows)
+            # New dimension rows may complete facts that were waiting for them.
+            replay = facts_waiting_for(self._store, result, self._watch)
+            record = replace(record, state=space.state_key, replay_requested=replay)
+        record = self._write(space.name, record, result, space.quarantine_key, space.record_key)
+        return record, self._count(space.name, record, result, computed.lines)
+
+    def _packet(self, table: str, packet_id: int, compute: Compute | None) -> Computed:
+        """Step 2 for packet (T, k): its objects transformed, or passed over on evidence."""
         name = f"{table}:{packet_id}"
         prefix = keys.packet_prefix(table, packet_id)
         listed = self._source.list_keys(prefix)
@@ -235,33 +274,17 @@ class Pipeline:
                 extra={"packet": name, "prefix": prefix, "evidence": f"{table}:{evidence}"},
             )
             self._metrics.add(PACKET_GAP, table)
-            record = CommitRecord(table, packet_id, state=self._state_key(table), missing=True)
-            self._put(keys.commit_key(table, packet_id), record.to_json(), name, rows=0)
-            return record, PacketOutcome(name, "passed_over")
+            return Computed(CommitRecord(table, packet_id, state=self._state_key(table), missing=True), None)
+        result, lines = (compute or self.transform_packet)(table, name, object_keys)
+        return Computed(CommitRecord(table, packet_id), result, lines)
 
-        result, lines = (compute or self._transform)(table, name, object_keys)
-        state = None
-        if result.state is not None:
-            state = keys.state_key(table, packet_id)
-            self._put(state, to_parquet(result.state), name, result.state.num_rows)
-        # New dimension rows may complete facts that were quarantined for want of them.
-        replay = result.state is not None and facts_waiting_for(self._store, result)
-        record = self._write(
-            name,
-            CommitRecord(table, packet_id, state=state, replay_requested=replay),
-            result,
-            lambda output_table: keys.quarantine_key(output_table, table, packet_id),
-            keys.commit_key(table, packet_id),
-        )
-        return record, self._count(name, record, result, lines)
-
-    def _transform(
+    def transform_packet(
         self, table: str, name: str, object_keys: list[str], memory: history.FactMemory | None = None
     ) -> tuple[Transformed, dict[str, int]]:
         """The packet's objects transformed; and the lines each object held. A fact
         source's against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
-        states = {t: self._load_state(t) for t in STATE_INPUTS[table]}
+        states = {t: self.state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
         lines = dict.fromkeys(object_keys, 0)
@@ -281,8 +304,9 @@ class Pipeline:
 
         blocks = counted(read_blocks(objects))
         if memory is None and not source.keeps_state:
-            memory = self._memory(table)
-        result = transform(source, blocks, states, name, memory)
+            memory = self.memory(table)
+        packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
+        result = transform(source, blocks, states, name, memory, packet_id)
         if drift:
             logger.warning(
                 "schema drift: the source's columns differ from the declaration",
@@ -317,19 +341,23 @@ class Pipeline:
         self._put(commit_key, record.to_json(), name, len(outputs))
         return record
 
-    def _remember(self, name: str, update: history.HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
+    def _remember(self, name: str, update: HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
         """Step 3 for the fact memory: the segment of the versions just written and
         the manifest naming it, keyed by the fact output packet; returns the manifest
         (the memory after this packet) for the commit record."""
         fact_table = SOURCES[update.table].primary_output
         fact = next((o for o in outputs if o.table == fact_table), None)
         produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
-        if fact is None or not update.written.num_rows:
-            return self._memory_manifest(update.table, produced)
-        previous = self._memory_manifest(update.table, fact.packet - 1)
-        for key, body, rows in history.advance(self._read_once, update.table, previous, fact.packet, update.written):
+        previous = self._current_manifest(update.table, produced)
+        if not update.written.num_rows or (fact is None and name.startswith(f"{REPLAY}:")):
+            return previous
+        # No fact output, only re-sends: remembered as sent by this packet all the same
+        # (a row still waiting from an earlier packet is superseded by them).
+        then = None if fact is not None else int(name.rsplit(":", 1)[1])
+        n = fact.packet if fact is not None else produced
+        for key, body, rows in history.advance(self._read_once, update.table, previous, n, update.written, then):
             self._put(key, body, name, rows)
-        return keys.history_manifest_key(update.table, fact.packet)
+        return keys.history_manifest_key(update.table, n) if then is None else keys.history_then_key(update.table, n, then)
 
     def _apply(self, record: CommitRecord) -> None:
         """Step 5: produced ids first, consumed last, so a crash in between is redone."""
@@ -377,13 +405,17 @@ class Pipeline:
         for out in record.outputs:
             self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
         for report in result.reports:
-            if report.rows_rejected:
-                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected)
+            # Waits heal themselves (docs/design.md#waits-and-replays): RowsWaiting, when
+            # they start; RowsRejected is for rows that need a fix at the source.
+            if report.rows_rejected - report.rows_waiting:
+                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected - report.rows_waiting)
+            if report.rows_waiting and record.table != REPLAY:
+                self._metrics.add(ROWS_WAITING, report.table, report.rows_waiting)
         return PacketOutcome(
             name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
         )
 
-    def _report_memory(self, name: str, memory: history.HistoryUpdate) -> None:
+    def _report_memory(self, name: str, memory: HistoryUpdate) -> None:
         """Fact versions already written: re-sends skipped (INFO), changes reported."""
         if memory.resent:
             logger.info(
@@ -391,6 +423,13 @@ class Pipeline:
                 extra={"packet": name, "table": memory.table, "rows_skipped": memory.resent,
                        "reason": "the same version with the same content was written by an earlier packet",
                        "ids": list(memory.resent_ids)},
+            )
+        if memory.superseded:
+            logger.info(
+                "waiting fact versions superseded by a later packet: skipped",
+                extra={"packet": name, "table": memory.table, "rows_skipped": memory.superseded,
+                       "reason": "a later packet's content of the same version was written or re-sent",
+                       "superseded_by": {f"{memory.table}:{k}": list(v) for k, v in memory.superseded_by.items()}},
             )
         if memory.mutated:
             logger.warning(
@@ -402,11 +441,11 @@ class Pipeline:
 
     # -- the fact memory -------------------------------------------------------
 
-    def _memory(self, table: str) -> history.FactMemory:
+    def memory(self, table: str) -> history.FactMemory:
         """The versions of `table`'s facts written so far: the memory as of the fact
         output packet its `produced` id names (so an uncommitted attempt's is not)."""
         source = SOURCES[table]
-        manifest = self._memory_manifest(table, self._ids.read_packet_id(
+        manifest = self._current_manifest(table, self._ids.read_packet_id(
             produced_parameter(self._prefix, source.primary_output)))
         if manifest is None:
             return history.FactMemory.empty(source)
@@ -422,6 +461,16 @@ class Pipeline:
             self._immutable[key] = data
         return data
 
+    def _current_manifest(self, table: str, produced: int) -> str | None:
+        """The memory as of fact output `produced`, or the one the last packet of
+        `table` wrote after it (re-sends only: runtime.history.current_manifest)."""
+        consumed = self.consumed(table)
+        last = None
+        if consumed:
+            data = self._store.read(keys.commit_key(table, consumed))
+            last = CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
+        return history.current_manifest(table, produced, self._memory_manifest(table, produced), last)
+
     def _memory_manifest(self, table: str, produced: int) -> str | None:
         if produced == 0:
             return None
@@ -435,18 +484,20 @@ class Pipeline:
 
     # -- committed state and helpers -------------------------------------------
 
-    def _consumed(self, table: str) -> int:
+    def consumed(self, table: str) -> int:
         return self._ids.read_packet_id(consumed_parameter(self._prefix, table))
 
     def _state_key(self, table: str) -> str | None:
-        """The key of `table`'s committed state snapshot, from its last commit record."""
+        """The key of `table`'s committed state snapshot, from its last commit record;
+        for a fact source, its fact memory (a packet passed over keeps it)."""
         if not SOURCES[table].keeps_state:
-            return None
-        consumed = self._consumed(table)
+            return self._current_manifest(table, self._ids.read_packet_id(
+                produced_parameter(self._prefix, SOURCES[table].primary_output)))
+        consumed = self.consumed(table)
         if consumed == 0:
             return None
         # A late packet processed since the last commit of the table holds its state.
-        late = [r for r in self._late_records(table) if r.late["after"] == consumed]
+        late = [r for r in self.late_records_of(table) if r.late["after"] == consumed]
         if late:
             return max(late, key=lambda r: r.late["seq"]).state
         commit_key = keys.commit_key(table, consumed)
@@ -457,16 +508,16 @@ class Pipeline:
             )
         return CommitRecord.from_json(commit_key, data).state
 
-    def _load_state(self, table: str) -> pa.Table:
+    def state(self, table: str) -> pa.Table:
         key = self._state_key(table)
         if key is None:
             return empty(SOURCES[table])
         data = self._store.read(key)
         if data is None:
             raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return from_parquet(data).cast(coerced_schema(SOURCES[table]))
+        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
 
-    def _late_records(self, table: str) -> list[CommitRecord]:
+    def late_records_of(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""
         if self._late is None:
             self._late = late_records(self._store)

@@ -11,10 +11,32 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import NamedTuple
 
 from runtime.errors import CorruptRecordError
 from runtime.events import PacketRef
+
+
+class CommitSpace(NamedTuple):
+    """Where one commit writes (docs/design.md#commit-steps): its name in logs and
+    metadata, its commit record, its quarantine files and its state snapshot. A packet,
+    a late packet and a replay each have their own, and commit through the same steps."""
+
+    name: str
+    record_key: str
+    quarantine_key: Callable[[str], str]  # output table -> its quarantine file
+    state_key: str | None = None  # a dimension packet's new state; None: keeps none
+
+
+class Computed(NamedTuple):
+    """Step 2 of a commit: the record's own fields, what the transform made, and the
+    lines each object held (None where there are no source objects: a replay).
+    `result` None commits the record alone (a packet passed over)."""
+
+    record: "CommitRecord"
+    result: object | None  # runtime.transform.Transformed (not imported: records stay low)
+    lines: dict[str, int] | None = None
 
 
 class Pending(NamedTuple):
@@ -113,9 +135,19 @@ class RunSummary:
         return [o.packet for o in self.outcomes if o.empty]
 
     def rows_rejected(self) -> dict[str, int]:
+        """Rows that need a fix at the source (waiting rows are not among them)."""
         totals: dict[str, int] = {}
         for outcome in self.outcomes:
             for report in outcome.reports:
-                if report.rows_rejected:
-                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected
+                if report.rows_rejected - report.rows_waiting:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_rejected - report.rows_waiting
+        return totals
+
+    def rows_waiting(self) -> dict[str, int]:
+        """Rows quarantined only for a dimension key that has not arrived yet."""
+        totals: dict[str, int] = {}
+        for outcome in self.outcomes:
+            for report in outcome.reports:
+                if report.rows_waiting:
+                    totals[report.table] = totals.get(report.table, 0) + report.rows_waiting
         return totals

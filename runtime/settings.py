@@ -27,6 +27,7 @@ class Settings:
     ssm_prefix: str = DEFAULT_SSM_PREFIX
     log_level: str = "INFO"
     stop_margin_seconds: int = DEFAULT_STOP_MARGIN_SECONDS
+    wait_alarm_hours: float = 24.0  # a fact waiting longer is reported (docs/design.md#waits-and-replays)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -63,8 +64,16 @@ class Settings:
                     f"STOP_MARGIN_SECONDS={shown(margin_text)} is not a whole number of seconds "
                     f"between 1 and {MAX_STOP_MARGIN_SECONDS}"
                 )
+        hours_text = env.get("WAIT_ALARM_HOURS", "").strip() or "24"
+        # Checked as text first: float() accepts '１２' and turns 5,000 digits into inf.
+        try:
+            hours = float(hours_text) if hours_text.isascii() and len(hours_text) <= 12 else -1.0
+        except ValueError:
+            hours = -1.0
+        if not 0 < hours <= 24 * 366:
+            problems.append(f"WAIT_ALARM_HOURS={shown(hours_text)} must be a number of hours, over 0, up to a year")
         if ingestion and ingestion == processed:
             problems.append("INGESTION_BUCKET and PROCESSED_BUCKET must differ")
         if problems:
             raise ConfigError("bad configuration: " + "; ".join(problems))
-        return cls(ingestion, processed, prefix, level, margin)
+        return cls(ingestion, processed, prefix, level, margin, hours)

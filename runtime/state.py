@@ -14,6 +14,44 @@ from runtime.reading import LINE, coerced_schema
 from runtime.tables import SourceTable
 
 _ORIGIN = "__incoming"
+# Whether the dimension has emitted the key at some time (docs/design.md#validation):
+# then a fact referring to it never waits, even while the key's newest row waits for
+# its own parent. Kept in the snapshot beside the source columns.
+EMITTED = "__emitted"
+
+
+def plain(state: pa.Table) -> pa.Table:
+    """The state's source columns only (what joins and builders read)."""
+    return state.drop_columns([EMITTED]) if EMITTED in state.column_names else state
+
+
+def emitted_keys(state: pa.Table, key: str) -> pa.Array:
+    """The keys the state remembers as emitted (none for a snapshot written before)."""
+    if EMITTED not in state.column_names:
+        return pa.array([], pa.int64())
+    return state[key].filter(state[EMITTED]).combine_chunks()
+
+
+def with_emitted(
+    new_state: pa.Table, old_state: pa.Table, key: str, held: pa.Array | None, written: pa.Array | None
+) -> pa.Table:
+    """`new_state` with each key's EMITTED flag: remembered before, held by the dimension
+    before this packet (`held`), or written by it. None: the source has no dimension of
+    its own (a department), nothing to remember."""
+    if held is None or written is None:
+        return new_state
+    known = pa.concat_arrays([emitted_keys(old_state, key).cast(pa.int64()), held.cast(pa.int64()),
+                              written.cast(pa.int64())])
+    flags = pc.fill_null(pc.is_in(new_state[key].cast(pa.int64()), value_set=known), False)
+    return new_state.append_column(EMITTED, flags)
+
+
+def loaded(snapshot: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A snapshot read back: the source columns as `schema`, the EMITTED flag if kept."""
+    state = snapshot.select(schema.names).cast(schema)
+    if EMITTED in snapshot.column_names:
+        state = state.append_column(EMITTED, snapshot[EMITTED].cast(pa.bool_()))
+    return state
 
 
 def empty(source: SourceTable) -> pa.Table:

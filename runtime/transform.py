@@ -11,7 +11,8 @@ Dimension packets are small and are remodelled whole. Fact packets can be millio
 rows, so they are remodelled block by block, each block's valid facts written as a
 Parquet row group, and memory stays flat; what must hold across the whole packet (one
 row per version, the dates dim_date needs, the key's timestamp) is carried from block
-to block; the version screen and the cross-packet fact memory are runtime/history.py.
+to block; the version screen is runtime/versions.py, the cross-packet fact memory
+runtime/history.py.
 (Just over 300 lines: the output sink, which streams row groups and accounts every
 line, sits with the two paths that feed it.)
 """
@@ -29,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import state as st
-from runtime.history import FactMemory, HistoryUpdate, Versions
+from runtime.history import FactMemory
+from runtime.versions import HistoryUpdate, Versions
 from runtime.reading import ParsedPacket, concat
 from runtime.star import ARROW_SCHEMAS, MODULES, SCHEMAS, dim_date
 from runtime.tables import (
@@ -43,6 +45,7 @@ from runtime.tables import (
     SourceTable,
 )
 from runtime.validation import (
+    LINE,
     UPDATED,
     Failure,
     TableReport,
@@ -50,6 +53,7 @@ from runtime.validation import (
     quarantine_jsonl,
     referential,
     validate,
+    waiting_lines,
     without_lines,
 )
 
@@ -77,6 +81,10 @@ class _Candidate:
     table: str
     rows: pa.Table  # schema columns + __line + __updated
     failures: tuple[Failure, ...] = ()  # found before pandera (references, versions)
+    # Facts: rows waiting for a key are validated too, so a row that needs a fix at
+    # the source is rejected at once, not kept waiting (a dimension row waiting for its
+    # parent lacks the parent's columns: it is validated when the parent comes).
+    validate_waiting: bool = False
 
 
 def transform(
@@ -85,22 +93,26 @@ def transform(
     states: Mapping[str, pa.Table],
     packet_name: str,
     memory: FactMemory | None = None,
+    packet_id: int = 0,
 ) -> Transformed:
-    """Remodel one packet, given as parsed blocks, against the committed states (and,
-    for a fact source, the memory of the fact versions already written)."""
+    """Remodel one packet (source packet `packet_id`), given as parsed blocks, against
+    the committed states (and, for a fact source, the memory of the fact versions
+    already written)."""
     if source.keeps_state:
         return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
-    return _fact_packets({source.name: blocks}, states, packet_name, {source.name: memory or FactMemory.empty(source)})
+    memories = {source.name: memory or FactMemory.empty(source)}
+    return _fact_packets({source.name: [(packet_id, blocks)]}, states, packet_name, memories)
 
 
 def replay_facts(
-    parts: Mapping[str, Iterable[ParsedPacket]],
+    parts: Mapping[str, Iterable[tuple[int, Iterable[ParsedPacket]]]],
     states: Mapping[str, pa.Table],
     name: str,
     memories: Mapping[str, FactMemory],
 ) -> Transformed:
-    """Quarantined rows of several fact sources offered again, by fact source: one
-    output per fact, one dim_date for all of them."""
+    """Waiting rows of several fact sources offered again, by fact source, each
+    source's rows as (source packet, its blocks) in packet order
+    (docs/design.md#waits-and-replays): one output per fact, one dim_date for all."""
     return _fact_packets(parts, states, name, memories)
 
 
@@ -113,12 +125,13 @@ class _TableSink:
         self.schema = ARROW_SCHEMAS[table]
         self._parquet = io.BytesIO()
         self._writer: pq.ParquetWriter | None = None
-        self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = 0
+        self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = self.rows_waiting = 0
         self.failures: list[Failure] = []
         self.lines: int | None = None  # source lines accounted here (DESIGN §7b)
         self.blank = 0
         self._quarantine: list[bytes] = []
         self.updated: datetime | None = None
+        self._keys: list[pa.ChunkedArray] = []  # the first (key) column of the rows written
 
     def add(
         self,
@@ -136,10 +149,14 @@ class _TableSink:
         line: each of its lines written, rejected, skipped or blank, exactly once.
         """
         before = list(before)
-        checked = without_lines(candidate.rows, candidate.failures)
-        valid, found = validate(SCHEMAS[self.table], checked)
+        if candidate.validate_waiting:
+            valid, found = validate(SCHEMAS[self.table], candidate.rows)
+            valid = without_lines(valid, candidate.failures)
+        else:
+            valid, found = validate(SCHEMAS[self.table], without_lines(candidate.rows, candidate.failures))
         failures = before + list(candidate.failures) + found
         rejected = candidate.rows.num_rows - valid.num_rows + _distinct_lines(before)
+        self.rows_waiting += waiting_lines(failures)
         self.rows_in += valid.num_rows + rejected + skipped
         self.rows_written += valid.num_rows
         self.rows_rejected += rejected
@@ -153,12 +170,19 @@ class _TableSink:
             self.failures.extend(failures)
             self._quarantine.append(quarantine_jsonl(text.lines, failures))
         if valid.num_rows:
+            self._keys.append(valid[self.schema.names[0]])
             if self._writer is None:
                 self._writer = pq.ParquetWriter(self._parquet, self.schema, compression="snappy")
             self._writer.write_table(valid.select(self.schema.names).cast(self.schema))
             latest = pc.max(valid[UPDATED]).as_py()
             self.updated = latest if self.updated is None else max(self.updated, latest)
         return valid
+
+    @property
+    def written_keys(self) -> pa.Array:
+        if not self._keys:
+            return pa.array([], self.schema.field(0).type)
+        return pa.chunked_array(self._keys).combine_chunks().cast(self.schema.field(0).type)
 
     def finish(self, packet_name: str) -> tuple[Output | None, TableReport, bytes]:
         output = None
@@ -173,6 +197,7 @@ class _TableSink:
             rows_rejected=self.rows_rejected,
             rows_skipped=self.rows_skipped,
             failures=_merged(self.failures),
+            rows_waiting=self.rows_waiting,
             lines=self.lines,
             blank=self.blank,
         )
@@ -224,22 +249,63 @@ def _finish(
 def _dimension_packet(
     source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str
 ) -> Transformed:
-    new_state, changed = st.upsert(states[source.name], packet.rows, source.key)
+    """A dimension packet: its changed rows upserted into the state and emitted.
+
+    A row rejected for its own values (docs/design.md#validation) never enters the
+    state: the state keeps the last valid row of its key, and what the key's rows
+    join is unchanged. A parent row (a department) is judged by the rows it re-emits:
+    a re-emitted staff row that fails names its department row, which is rejected
+    (once, as its own source row), not every staff member. Rows are taken out and the
+    upsert redone until every row left passes (the row behind a rejected one may be
+    the one to keep)."""
+    plain = {name: st.plain(table) for name, table in states.items()}
+    rejected: list[Failure] = []
+    bad = np.empty(0, dtype=np.int64)
+    while True:
+        incoming = packet.rows
+        if len(bad):
+            incoming = incoming.filter(pc.invert(pc.is_in(incoming[LINE], value_set=pa.array(bad))))
+        new_state, changed = st.upsert(plain[source.name], incoming, source.key)
+        candidates = [_dimension_rows(OUTPUTS[t], source, changed, plain) for t in source.outputs]
+        found = [f for t, c in zip(source.outputs, candidates) for f in _own_failures(source, OUTPUTS[t], c)]
+        if not found:
+            break
+        rejected += found
+        bad = np.unique(np.concatenate([bad, *(f.lines for f in found)]))
     sinks = []
-    for table in source.outputs:  # its own outputs first, then those it re-emits
+    for table, candidate in zip(source.outputs, candidates):  # own outputs first, then re-emitted
         sink = _TableSink(table)
-        candidate = _dimension_rows(OUTPUTS[table], source, changed, states)
         if table == source.primary_output:
             # Lines that never became rows count here, and so do rows older than the
-            # state (skipped: nothing to emit).
+            # state (skipped: nothing to emit) and rows rejected for their own values.
             # Lines are accounted where the rows are this source's own (a department's
             # rows are not dim_staff's, those are its staff: the reading accounts them).
             accounted = packet if OUTPUTS[table].source == source.name else None
-            sink.add(candidate, packet.text, packet.failures, packet.rows.num_rows - changed.num_rows, accounted)
+            skipped = packet.rows.num_rows - changed.num_rows - len(bad)
+            sink.add(candidate, packet.text, [*packet.failures, *rejected], skipped, accounted)
         else:
             sink.add(candidate, packet.text)
         sinks.append(sink)
-    return _finish(sinks, packet_name, new_state)
+    emitted = _emitted_keys(OUTPUTS[source.primary_output], plain) if _feeds(source) else None
+    written = sinks[0].written_keys if _feeds(source) else None
+    return _finish(sinks, packet_name, st.with_emitted(new_state, states[source.name], source.key, emitted, written))
+
+
+def _feeds(source: SourceTable) -> bool:
+    """Whether `source` has a dimension of its own (a department has none)."""
+    return OUTPUTS[source.primary_output].source == source.name
+
+
+def _own_failures(source: SourceTable, out: OutputTable, candidate: _Candidate) -> list[Failure]:
+    """The checks the changed rows of `source` fail on their own values, as `out`'s
+    candidate shows them (not a missing parent: such a row waits in the state for it).
+    In a re-emitted row only the columns taken from the parent are the parent's: a
+    staff row's own bad email is not its department's fault."""
+    _, found = validate(SCHEMAS[candidate.table], without_lines(candidate.rows, candidate.failures))
+    if out.source == source.name:
+        return found
+    childs = {name for name, _ in SOURCES[out.source].columns}
+    return [f for f in found if f.column != "*" and f.column not in childs]
 
 
 def _dimension_rows(
@@ -267,21 +333,31 @@ def _keys(states: Mapping[str, pa.Table], table: str) -> pa.Array:
 
 
 def _emitted_keys(out: OutputTable, states: Mapping[str, pa.Table]) -> pa.Array:
-    """Keys of the rows dimension `out` holds: its source's state built and validated
-    as the dimension would emit it. A staff row whose department is unknown, or a
-    transaction naming both orders, is in the state but not in the dimension, so a
-    fact referring to it waits."""
-    parents = [st.with_lines(states[j.parent]) for j in out.joins]
-    candidate = MODULES[out.name].build(st.with_lines(states[out.source]), *parents)
+    """Keys of the rows dimension `out` holds (docs/design.md#validation): its source's
+    state built and validated as the dimension would emit it, and every key the state
+    remembers as emitted before. A new staff row whose department is unknown is in the
+    state but not in the dimension, so a fact referring to it waits; an update of a
+    staff member the dimension holds, waiting for its new department, holds no fact back."""
+    parents = [st.with_lines(st.plain(states[j.parent])) for j in out.joins]
+    candidate = MODULES[out.name].build(st.with_lines(st.plain(states[out.source])), *parents)
     valid, _ = validate(SCHEMAS[out.name], candidate)
-    return valid[ARROW_SCHEMAS[out.name].names[0]].combine_chunks()
+    built = valid[ARROW_SCHEMAS[out.name].names[0]].combine_chunks()
+    before = st.emitted_keys(states[out.source], SOURCES[out.source].key)
+    return pa.concat_arrays([built, before.cast(built.type)]) if len(before) else built
 
 
 # -- facts ----------------------------------------------------------------------
 
 
+def _written_columns(fact: str):
+    """Source rows -> the columns the warehouse holds of them: what a version's content
+    is compared on (docs/design.md#fact-memory)."""
+    build, names = MODULES[fact].build, ARROW_SCHEMAS[fact].names
+    return lambda rows: build(rows).select(names)
+
+
 def _fact_packets(
-    parts: Mapping[str, Iterable[ParsedPacket]],
+    parts: Mapping[str, Iterable[tuple[int, Iterable[ParsedPacket]]]],
     states: Mapping[str, pa.Table],
     packet_name: str,
     memories: Mapping[str, FactMemory],
@@ -294,25 +370,27 @@ def _fact_packets(
     """
     known: dict[str, pa.Array] = {}  # dimension → the keys a fact may refer to
     sinks, dates, updates = [], [], []
-    for source_name, blocks in parts.items():
+    for source_name, blocks_by_packet in parts.items():
         fact = FACT_OF_SOURCE[source_name]
         for ref in fact.references:
             if ref.dimension not in known:
                 known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
         sink = _TableSink(fact.name)
         sink.lines = 0  # it accounts the packet's lines, an empty packet's too
-        versions = Versions(memories[source_name])
-        for block in blocks:
-            rows, duplicates, conflicts = versions.screen(block.rows)
-            candidate = MODULES[fact.name].build(rows)
-            unknown = (
-                referential(candidate, r.column, known[r.dimension], WAITED_FOR[r.dimension])
-                for r in fact.references
-            )
-            candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f))
-            valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
-            versions.written(valid)
-            dates.append(dim_date.referenced_dates(valid, fact.dates))
+        versions = Versions(memories[source_name], _written_columns(fact.name))
+        for packet_id, blocks in blocks_by_packet:
+            versions.next_packet(packet_id)  # oldest first: a replay offers several
+            for block in blocks:
+                rows, duplicates, conflicts = versions.screen(block.rows)
+                candidate = MODULES[fact.name].build(rows)
+                unknown = (
+                    referential(candidate, r.column, known[r.dimension], WAITED_FOR[r.dimension])
+                    for r in fact.references
+                )
+                candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f), validate_waiting=True)
+                valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
+                versions.written(valid)
+                dates.append(dim_date.referenced_dates(valid, fact.dates))
         sinks.append(sink)
         updates.append(versions.update())
     calendar = _TableSink(CALENDAR_TABLE)

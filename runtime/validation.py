@@ -40,6 +40,9 @@ QUARANTINE_RAW_BYTES = 64 * 1024
 # The keys a quarantine line adds to a source row; a row that has one already is kept
 # raw, so nothing is overwritten.
 OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH = "_object", "_line", "_raw", "_reasons", "_length"
+# What a replay adds to a row still waiting (runtime.waits): the source packet it came
+# from and the quarantine file it started waiting in.
+PACKET_NUMBER, WAITING_IN = "_packet", "_waiting_in"
 
 
 class SourceLine(bytes):
@@ -216,6 +219,9 @@ class TableReport:
     rows_rejected: int
     rows_skipped: int = 0
     failures: tuple[Failure, ...] = field(default_factory=tuple)
+    # Of the rejected rows, those quarantined only for a key that has not arrived
+    # (docs/design.md#waits-and-replays): they wait, and need no fix at the source.
+    rows_waiting: int = 0
     lines: int | None = None  # the source lines this report accounts for
     blank: int = 0  # of them, empty or whitespace only
 
@@ -232,6 +238,7 @@ class TableReport:
             "rows_written": self.rows_written,
             "rows_rejected": self.rows_rejected,
             "rows_skipped": self.rows_skipped,
+            "rows_waiting": self.rows_waiting,
         }
         if self.lines is not None:
             log.update(lines=self.lines, lines_blank=self.blank)
@@ -253,7 +260,9 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
 
     A line that decodes, strictly and without loss, to a JSON object is kept as its
     fields plus `_object`, `_line` (1-based within its object) and `_reasons` (and
-    `_waits_for`, the dimensions a dangling reference waits for). Any other line (not
+    `_waits_for`, the keys a dangling reference waits for, on a row that has no other
+    reason to be rejected: one that needs a fix at the source waits for nothing).
+    Any other line (not
     a JSON object, NaN, duplicate keys, a number a float cannot hold, too deep, too
     long) is kept as `{"_object", "_line", "_raw": its exact text, "_reasons"}`, the
     text cut at QUARANTINE_RAW_BYTES with its full length in `_length`.
@@ -261,6 +270,7 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
     """
     reasons: dict[int, list[str]] = {}
     waits: dict[int, dict[str, object]] = {}
+    rejected = own_failure_lines(failures)
     for failure in failures:
         per_row = failure.row_reasons or (failure.describe(),) * failure.count
         for line, reason in zip(failure.lines.tolist(), per_row):
@@ -269,7 +279,8 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
                 reasons[line].append(reason)
         if failure.waits_for:
             for line, key in zip(failure.lines.tolist(), failure.keys):
-                waits.setdefault(line, {})[failure.waits_for] = key
+                if line not in rejected:
+                    waits.setdefault(line, {})[failure.waits_for] = key
     positions = sorted(reasons)
     out = []
     for line, text in zip(positions, source_lines(positions)):
@@ -292,6 +303,17 @@ def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> byt
     return b"\n".join(out) + b"\n" if out else b""
 
 
+def own_failure_lines(failures: Sequence[Failure]) -> set[int]:
+    """The lines that failed a check of their own (not only a missing key)."""
+    return {line for f in failures if not f.waits_for for line in f.lines.tolist()}
+
+
+def waiting_lines(failures: Sequence[Failure]) -> int:
+    """How many lines failed only for keys that have not arrived: they wait."""
+    waiting = {line for f in failures if f.waits_for for line in f.lines.tolist()}
+    return len(waiting - own_failure_lines(failures))
+
+
 def _raw(text: bytes) -> dict:
     length = getattr(text, "length", len(text))
     if length <= QUARANTINE_RAW_BYTES and len(text) == length:
@@ -300,7 +322,7 @@ def _raw(text: bytes) -> dict:
     return {RAW: bytes(text[:QUARANTINE_RAW_BYTES]).decode("utf-8", "ignore"), LENGTH: length}
 
 
-_RESERVED = frozenset({OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH, WAITS_FOR})
+_RESERVED = frozenset({OBJECT, LINE_NUMBER, RAW, REASONS, LENGTH, WAITS_FOR, PACKET_NUMBER, WAITING_IN})
 
 
 class _NotKeptExactly(ValueError):

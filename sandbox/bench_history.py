@@ -76,9 +76,10 @@ def memory(versions: int) -> tuple[Path, int]:
             "__id": pa.array(i + 1, pa.int32()),
             "last_updated": pa.array(_micros(i), pa.int64()).cast(pa.timestamp("us")),
             "__hash": pa.array(rng.integers(0, 2**63, len(i), dtype=np.uint64), pa.uint64()),
+            "__packet": pa.array(np.full(len(i), n, dtype=np.int64)),
         })
         segment = history._describe("sales_order", rows, n, n)
-        _write(path, segment.key, history._parquet(history._sorted_unique(rows)))
+        _write(path, segment.key, history._parquet(history.newest_per_version(rows)))
         segments.append(segment)
     manifest = pa.Table.from_pylist([s.__dict__ for s in segments], schema=history.MANIFEST_SCHEMA)
     _write(path, keys.history_manifest_key("sales_order", len(segments)), history._parquet(manifest))

@@ -45,9 +45,9 @@ def staged_compute(pipeline: Pipeline, store: ProcessedStore, packet_id: int):
 
     def compute(table: str, name: str, object_keys: list[str]) -> tuple[Transformed, dict[str, int]]:
         item = StagedItem.load(store, table, packet_id)
-        memory = pipeline._memory(table)
+        memory = pipeline.memory(table)
         if item.repeats and memory.versions:
-            result, lines = pipeline._transform(table, name, object_keys)
+            result, lines = pipeline.transform_packet(table, name, object_keys)
         else:
             result, lines = _with_memory(item, memory, name), item.lines
         _note_mutations(pipeline, table, packet_id, name, result)

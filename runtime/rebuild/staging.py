@@ -88,9 +88,9 @@ def stage(pipeline: Pipeline, store: ProcessedStore, table: str, packet_id: int)
         return json.loads(done)["rows"]
     source = SOURCES[table]
     name = f"{table}:{packet_id}"
-    object_keys = [k for k in pipeline._source.list_keys(keys.packet_prefix(table, packet_id))
+    object_keys = [k for k in pipeline.source.list_keys(keys.packet_prefix(table, packet_id))
                    if keys.is_packet_object(k)]
-    result, lines = pipeline._transform(table, name, object_keys, FactMemory.empty(source))
+    result, lines = pipeline.transform_packet(table, name, object_keys, FactMemory.empty(source))
     fact_table = FACT_OF_SOURCE[table].name
     [update] = result.history
     fact = next((o for o in result.outputs if o.table == fact_table), None)

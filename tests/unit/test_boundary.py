@@ -143,9 +143,10 @@ def test_the_replay_reads_quarantine_files_of_the_old_format_too():
     h.processed.put(key, b"".join(json.dumps(r).encode() + b"\n" for r in old))
     h.invoke(*h.upload_dimensions())
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [7]
-    [replayed] = [k for k in h.processed.list_keys(keys.quarantine_prefix("fact_sales_order")) if "_from_replay_" in k]
-    [kept] = [strict_loads(line) for line in h.processed.read(replayed).splitlines()]
-    assert (kept["_raw"], kept["_object"], kept["_line"]) == ("{broken", key, 2)
+    # Only waits are offered again (docs/design.md#waits-and-replays): the broken line,
+    # rejected for good, stays where it is and no replay quarantines it again.
+    assert h.processed.list_keys(keys.quarantine_prefix("fact_sales_order")) == [key]
+    assert strict_loads(h.processed.read(key).splitlines()[1])["_raw"] == "{broken"
 
 
 # -- an untyped RecursionError from deep nesting --------------------------------------

@@ -272,12 +272,14 @@ def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
     h.invoke(*h.upload_dimensions())
     h.upload("sales_order", 1, [sales_order(1), sales_order(2, staff_id=9), "garbage"])
     summary = h.invoke("sales_order:1")
-    assert summary.rows_rejected() == {"fact_sales_order": 2}
+    # The garbage line needs a fix at the source; order 2 waits for staff 9.
+    assert summary.rows_rejected() == {"fact_sales_order": 1}
+    assert summary.rows_waiting() == {"fact_sales_order": 1}
     [fact_report] = [r for r in summary.outcomes[0].reports if r.table == "fact_sales_order"]
     assert fact_report.to_log()["rows_in"] == 3
     assert {c["column"] for c in fact_report.to_log()["failed_checks"]} == {"*", "sales_staff_id"}
-    [metric] = [m for m in h.metrics() if m["table"] == "fact_sales_order"]
-    assert (metric["RowsWritten"], metric["RowsRejected"]) == (1, 2)
+    [metric] = [m for m in h.metrics() if m["table"] == "fact_sales_order" and "wait" not in m]
+    assert (metric["RowsWritten"], metric["RowsRejected"], metric["RowsWaiting"]) == (1, 1, 1)
     assert metric["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["table"]]
     logged = [r.validation for r in caplog.records if hasattr(r, "validation")]
     assert logged.count(fact_report.to_log() | {"objects": 1, "empty_objects": 0}) == 1
@@ -287,17 +289,22 @@ def test_validation_reports_and_metrics_count_rejected_rows(h, caplog):
 def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
     from runtime.pipeline import request_replay
 
-    h.upload("sales_order", 1, [sales_order(1), sales_order(2, units_sold=-5), "broken"])
-    h.invoke("sales_order:1")  # no dimensions yet: all three quarantined
-    h.invoke(*h.upload_dimensions())  # their arrival replays the waiting fact by itself
+    rows = [sales_order(1), sales_order(2, units_sold=-5), "broken", sales_order(3, staff_id=7)]
+    h.upload("sales_order", 1, rows)
+    h.invoke("sales_order:1")  # no dimensions yet: 1 and 3 wait, 2 and the broken line are rejected
+    waiting = [r for r in h.quarantine("fact_sales_order", "sales_order:1") if "_waits_for" in r]
+    assert [r["sales_order_id"] for r in waiting] == [1, 3]
+    h.invoke(*h.upload_dimensions())  # their arrival replays the waiting facts by itself
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
     assert request_replay(h.processed) == 1
     summary = h.invoke()
     assert [o.packet for o in summary.outcomes] == ["replay:1"]
     assert [r["sales_order_id"] for r in h.rows("fact_sales_order")] == [1]
+    # Only the waiting row is offered again (a rejected row needs a fix at the source),
+    # and it still names where it came from.
     kept = [json.loads(l) for l in h.processed.read(keys.replay_quarantine_key("fact_sales_order", 1)).splitlines()]
-    assert [r.get("sales_order_id", r.get("_raw")) for r in kept] == [2, "broken"]
-    assert kept[0]["_reasons"] == ["units_sold: greater_than_or_equal_to(0)"] and "_waits_for" not in kept[0]
+    assert [(r["sales_order_id"], r["_packet"], r["_line"], r["_waits_for"]) for r in kept] == [(3, 1, 4, {"staff": 7})]
+    assert kept[0]["_object"] == h.ingestion.list_keys("sales_order/")[0]
     # The next replay takes only the files no replay took: the rows are offered once each.
     assert request_replay(h.processed) == 2
     assert [o.packet for o in h.invoke().outcomes] == ["replay:2"]
@@ -444,14 +451,20 @@ def test_an_exact_re_send_in_a_later_packet_is_skipped_with_its_reason_and_count
     h.check_invariants()
 
 
-def test_a_re_send_that_writes_nothing_leaves_the_memory_as_it_was(h):
+def test_a_re_send_that_writes_nothing_is_remembered_as_sent_by_its_packet(h):
     h.invoke(*h.upload_dimensions())
     h.upload("sales_order", 1, [sales_order(1)])
     h.upload("sales_order", 2, [sales_order(1)])
     h.invoke("sales_order:2")
     assert h.output_numbers("fact_sales_order") == [1]
-    assert json.loads(h.processed.read(keys.commit_key("sales_order", 2)))["state"] == keys.history_manifest_key(
-        "sales_order", 1)
+    # Nothing written, but the memory knows packet 2 sent that version last: a row of
+    # it still waiting from an earlier packet is superseded (docs/design.md#waits-and-replays).
+    then = keys.history_then_key("sales_order", 1, 2)
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 2)))["state"] == then
+    h.upload("sales_order", 3, [sales_order(2)])
+    h.invoke("sales_order:3")  # the next packet reads the memory through it
+    assert json.loads(h.processed.read(keys.commit_key("sales_order", 3)))["state"] == keys.history_manifest_key(
+        "sales_order", 2)
 
 
 def test_a_changed_row_under_a_version_already_written_is_written_and_reported(h, caplog):

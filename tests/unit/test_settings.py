@@ -29,6 +29,15 @@ def test_trailing_slash_of_the_prefix_is_dropped():
     assert (settings.ssm_prefix, settings.log_level) == ("/a/b", "DEBUG")
 
 
+def test_the_wait_alarm_age_is_read_in_hours_and_checked():
+    base = {"INGESTION_BUCKET": "in-bucket", "PROCESSED_BUCKET": "out-bucket"}
+    assert Settings.from_env(base).wait_alarm_hours == 24
+    assert Settings.from_env(base | {"WAIT_ALARM_HOURS": "6.5"}).wait_alarm_hours == 6.5
+    for bad in ("0", "-1", "nan", "inf", "soon", "9" * 5000, "\uff11\uff12"):
+        with pytest.raises(ConfigError, match="WAIT_ALARM_HOURS"):
+            Settings.from_env(base | {"WAIT_ALARM_HOURS": bad})
+
+
 def test_the_stop_margin_defaults_and_can_be_set():
     base = {"INGESTION_BUCKET": "in-bucket", "PROCESSED_BUCKET": "out-bucket"}
     assert Settings.from_env(base).stop_margin_seconds == 120
@@ -42,7 +51,8 @@ def test_a_bad_stop_margin_is_named(value):
                            "STOP_MARGIN_SECONDS": value})
 
 
-@pytest.mark.parametrize("name", ["INGESTION_BUCKET", "SSM_PREFIX", "LOG_LEVEL", "STOP_MARGIN_SECONDS"])
+@pytest.mark.parametrize("name", ["INGESTION_BUCKET", "SSM_PREFIX", "LOG_LEVEL", "STOP_MARGIN_SECONDS",
+                                  "WAIT_ALARM_HOURS"])
 def test_a_huge_or_look_alike_value_is_quoted_bounded_and_in_ascii(name):
     env = {"INGESTION_BUCKET": "in-bucket", "PROCESSED_BUCKET": "out-bucket"}
     for value in ("\u0430" * 100_000, "b\u0435ta-bucket"):
