@@ -7,7 +7,6 @@ import json
 import random
 from collections import defaultdict
 
-import pytest
 
 from runtime import keys
 from runtime.observability import Metrics
