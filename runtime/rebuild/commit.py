@@ -118,7 +118,7 @@ def _note_mutations(pipeline: Pipeline, table: str, packet_id: int, name: str, r
     ids = sorted({i for u in result.history for i in u.mutated_ids})
     if ids:
         body = json.dumps({"table": table, "packet": packet_id, "ids": ids}).encode()
-        pipeline._put(mutated_key(table, packet_id), body, name, len(ids))
+        pipeline.put(mutated_key(table, packet_id), body, name, len(ids))
 
 
 def _parquet(table: pa.Table) -> bytes:
