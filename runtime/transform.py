@@ -20,8 +20,7 @@ line, sits with the two paths that feed it.)
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -386,7 +385,7 @@ def _fact_packets(
         versions = Versions(memories[source_name], _written_columns(fact.name))
         for packet_id, blocks in blocks_by_packet:
             versions.next_packet(packet_id)  # oldest first: a replay offers several
-            for block in _read_ahead(blocks):
+            for block in blocks:
                 rows, duplicates, conflicts = versions.screen(block.rows)
                 candidate = MODULES[fact.name].build(rows)
                 unknown = (
@@ -407,16 +406,3 @@ def _fact_packets(
         updated = max(s.updated for s in written)
         calendar.add(_Candidate(CALENDAR_TABLE, dim_date.build(all_dates, updated)), None)
     return _finish(sinks + [calendar], packet_name, None, tuple(updates))
-
-
-def _read_ahead(blocks: Iterable[ParsedPacket]) -> Iterator[ParsedPacket]:
-    """The blocks in order, the next one read and parsed in a worker thread while this
-    one goes through the rest of the fact path (docs/design.md#performance): Arrow and
-    NumPy release the GIL, so on two cores the parse overlaps the screen, validation
-    and Parquet of the block before. A failure while reading is raised here, in order."""
-    source = iter(blocks)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as worker:
-        pending = worker.submit(next, source, None)
-        while (block := pending.result()) is not None:
-            pending = worker.submit(next, source, None)
-            yield block
