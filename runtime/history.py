@@ -286,14 +286,19 @@ def _describe(table: str, rows: pa.Table, from_packet: int, to_packet: int, tag:
 
 
 def newest_per_version(rows: pa.Table) -> pa.Table:
-    """By (last_updated, id), one row per version (the last one given)."""
+    """By (last_updated, id), one row per version (the last one given).
+
+    The sort is stable (a version's rows stay in the order given) and works on indices
+    and the two key columns only, the rows being taken once, at the end: a packet's
+    versions are not copied three times over (docs/design.md#performance)."""
     rows = rows.select(SEGMENT_SCHEMA.names).cast(SEGMENT_SCHEMA)
-    order = pa.array(np.arange(rows.num_rows, dtype=np.int64))
-    ranked = rows.append_column(ROW_NUMBER, order).sort_by([(UPDATED, "ascending"), (VERSION_ID, "ascending"), (ROW_NUMBER, "ascending")])
-    ids, micros = ranked[VERSION_ID].to_numpy(), pc.cast(ranked[UPDATED], pa.int64()).to_numpy()
+    order = pc.sort_indices(rows, sort_keys=[(UPDATED, "ascending"), (VERSION_ID, "ascending")])
+    ids = rows[VERSION_ID].take(order).to_numpy()
+    micros = pc.cast(rows[UPDATED].take(order), pa.int64()).to_numpy()
     last = np.ones(len(ids), dtype=bool)
     last[:-1] = (ids[:-1] != ids[1:]) | (micros[:-1] != micros[1:])
-    return ranked.filter(pa.array(last)).drop_columns([ROW_NUMBER]).combine_chunks()
+    del ids, micros
+    return rows.take(order if last.all() else order.filter(pa.array(last))).combine_chunks()
 
 
 def _merged(older: pa.Table, newer: pa.Table) -> pa.Table:

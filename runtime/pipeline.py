@@ -1,22 +1,22 @@
-"""Ordering and the commit steps of DESIGN §6. Talks only to ports.
+"""Ordering and the one commit path (docs/design.md#ordering, #commit-steps, #backlog).
+Talks only to ports.
 
 Why it is shaped like this: a run can be killed after any write, and another event can
 arrive before Lambda retries it. So every named packet is first recorded as pending
 (runtime.pending), pending packets are finished strictly in the order they arrived, and
-each packet commits in steps that a retry can repeat: outputs (immutable, conditional
+each commit runs in steps that a retry can repeat: outputs (immutable, conditional
 puts), then one commit record (runtime.records), then the SSM ids (produced before
-consumed). A retry of a packet sees the same committed state and so computes the same
-bytes under the same keys. Passing over and late packets live in runtime.late, replays
-of quarantined facts in runtime.replays; both commit through the steps here.
+consumed). A retry sees the same committed state (runtime.committed) and so computes
+the same bytes under the same keys.
 
-Over 300 lines because the commit steps, the fact memory they write and the committed
-state they read are one sequence a retry must repeat exactly: split further, the order
-of writes would be spread over modules.
+`Pipeline.commit` is those steps, written once. A packet, a packet passed over, a late
+packet (runtime.late), a replay of waiting facts (runtime.replays) and the rebuild's
+ordered commit (runtime.rebuild) each name where they write (a CommitSpace) and what
+their step 2 computes, and call it. What a commit is reported as is runtime.outcomes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,21 +25,19 @@ import pyarrow as pa
 
 from runtime import history, keys
 from runtime.drift import PacketDrift
-from runtime.errors import CorruptRecordError, MissingPacketError
+from runtime.committed import Committed, put
+from runtime.errors import MissingPacketError
 from runtime.events import Event
-from runtime.late import check_gaps, late_records, later_packet_with_objects, process_late
+from runtime.late import check_gaps, later_packet_with_objects, process_late
 from runtime.observability import (
     PACKET_GAP,
     PACKETS_PROCESSED,
-    ROWS_REJECTED,
-    ROWS_WAITING,
-    ROWS_WRITTEN,
     SCHEMA_DRIFT,
-    SILENT_MUTATION,
     Metrics,
     logger,
 )
-from runtime.parquet import from_parquet, to_parquet
+from runtime.outcomes import ROWS_SEEN, count
+from runtime.parquet import to_parquet
 from runtime.pending import (
     REPLAY,
     left_pending,
@@ -51,10 +49,9 @@ from runtime.pending import (
     request_replay,
 )
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
-from runtime.reading import coerced_schema, parse_block, read_blocks
+from runtime.reading import parse_block, read_blocks
 from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary, WrittenObject
 from runtime.replays import facts_waiting_for, run_replay
-from runtime.state import empty, loaded
 from runtime.tables import (
     SOURCES,
     STATE_INPUTS,
@@ -67,6 +64,7 @@ from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
+    "ROWS_SEEN",
     "CommitRecord",
     "PacketOutcome",
     "Pipeline",
@@ -81,8 +79,6 @@ __all__ = [
 # Computes step 2's outputs of a packet: (table, packet name, its object keys) ->
 # (the transformed packet, the lines each object held).
 Compute = Callable[[str, str, list[str]], "tuple[Transformed, dict[str, int]]"]
-
-ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
 
 
 class _OutOfTime(Exception):
@@ -117,8 +113,7 @@ class Pipeline:
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
-        self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
-        self._immutable: dict[str, bytes | None] = {}  # fact memory objects read this invocation
+        self._committed = Committed(store, packet_ids, ssm_prefix)
         self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 
     @property
@@ -237,7 +232,7 @@ class Pipeline:
             computed = compute()  # step 2
             if computed.result is None:  # nothing but the record (a packet passed over)
                 record = computed.record
-                self._put(space.record_key, record.to_json(), space.name, rows=0)
+                self.put(space.record_key, record.to_json(), space.name, rows=0)
                 outcome = PacketOutcome(space.name, "passed_over")
             else:
                 record, outcome = self._write_all(space, computed)  # steps 3 and 4
@@ -247,12 +242,12 @@ class Pipeline:
     def _write_all(self, space: CommitSpace, computed: Computed) -> tuple[CommitRecord, PacketOutcome]:
         result, record = computed.result, computed.record
         if result.state is not None and space.state_key is not None:
-            self._put(space.state_key, to_parquet(result.state), space.name, result.state.num_rows)
+            self.put(space.state_key, to_parquet(result.state), space.name, result.state.num_rows)
             # New dimension rows may complete facts that were waiting for them.
             replay = facts_waiting_for(self._store, result, self._watch)
             record = replace(record, state=space.state_key, replay_requested=replay)
         record = self._write(space.name, record, result, space.quarantine_key, space.record_key)
-        return record, self._count(space.name, record, result, computed.lines)
+        return record, count(self._metrics, space.name, record, result, computed.lines)
 
     def _packet(self, table: str, packet_id: int, compute: Compute | None) -> Computed:
         """Step 2 for packet (T, k): its objects transformed, or passed over on evidence."""
@@ -274,7 +269,7 @@ class Pipeline:
                 extra={"packet": name, "prefix": prefix, "evidence": f"{table}:{evidence}"},
             )
             self._metrics.add(PACKET_GAP, table)
-            return Computed(CommitRecord(table, packet_id, state=self._state_key(table), missing=True), None)
+            return Computed(CommitRecord(table, packet_id, state=self._committed.state_key(table), missing=True), None)
         result, lines = (compute or self.transform_packet)(table, name, object_keys)
         return Computed(CommitRecord(table, packet_id), result, lines)
 
@@ -324,13 +319,13 @@ class Pipeline:
         for out in result.outputs:
             n = self._ids.read_packet_id(produced_parameter(self._prefix, out.table)) + 1
             key = keys.output_key(out.table, n, out.updated)
-            sha = self._put(key, out.body, name, out.rows)
+            sha = self.put(key, out.body, name, out.rows)
             outputs.append(WrittenObject(out.table, key, out.rows, sha, n))
         quarantine = []
         for output_table, body in sorted(result.quarantine.items()):
             key = quarantine_key(output_table)
             lines = body.count(b"\n")
-            quarantine.append(WrittenObject(output_table, key, lines, self._put(key, body, name, lines)))
+            quarantine.append(WrittenObject(output_table, key, lines, self.put(key, body, name, lines)))
         record = replace(record, outputs=tuple(outputs), quarantine=tuple(quarantine))
         manifests = tuple(m for m in (self._remember(name, u, outputs) for u in result.history) if m)
         if record.table == REPLAY:
@@ -338,7 +333,7 @@ class Pipeline:
         elif manifests:
             [manifest] = manifests  # a packet feeds one fact
             record = replace(record, state=manifest)
-        self._put(commit_key, record.to_json(), name, len(outputs))
+        self.put(commit_key, record.to_json(), name, len(outputs))
         return record
 
     def _remember(self, name: str, update: HistoryUpdate, outputs: list[WrittenObject]) -> str | None:
@@ -348,15 +343,15 @@ class Pipeline:
         fact_table = SOURCES[update.table].primary_output
         fact = next((o for o in outputs if o.table == fact_table), None)
         produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
-        previous = self._current_manifest(update.table, produced)
+        previous = self._committed.current_manifest(update.table, produced)
         if not update.written.num_rows or (fact is None and name.startswith(f"{REPLAY}:")):
             return previous
         # No fact output, only re-sends: remembered as sent by this packet all the same
         # (a row still waiting from an earlier packet is superseded by them).
         then = None if fact is not None else int(name.rsplit(":", 1)[1])
         n = fact.packet if fact is not None else produced
-        for key, body, rows in history.advance(self._read_once, update.table, previous, n, update.written, then):
-            self._put(key, body, name, rows)
+        for key, body, rows in history.advance(self._committed.read_once, update.table, previous, n, update.written, then):
+            self.put(key, body, name, rows)
         return keys.history_manifest_key(update.table, n) if then is None else keys.history_then_key(update.table, n, then)
 
     def _apply(self, record: CommitRecord) -> None:
@@ -379,161 +374,32 @@ class Pipeline:
         if record.replayed is None:  # a replay consumes quarantine files, not a packet
             self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
 
-    def _count(
-        self, name: str, record: CommitRecord, result: Transformed, lines: dict[str, int] | None = None
-    ) -> PacketOutcome:
-        lines = dict(lines) if lines is not None else None
-        rows_seen = lines.pop(ROWS_SEEN) if lines is not None else None
-        empty_objects = tuple(key for key, n in (lines or {}).items() if n == 0)
-        empty_packet = rows_seen == 0
-        if empty_objects:
-            logger.warning("objects that hold no lines", extra={"packet": name, "keys": list(empty_objects[:10]),
-                                                                "count": len(empty_objects)})
-        if empty_packet:
-            logger.warning("packet holds no rows: legal, but unusual",
-                           extra={"packet": name, "objects": len(lines), "lines": sum(lines.values())})
-        primary = SOURCES[record.table].primary_output if record.table in SOURCES else None
-        for report in result.reports:
-            if report.rows_in or (empty_packet and report.table == primary):
-                log = report.to_log()
-                if lines is not None and report.table == primary:
-                    # The packet's objects, counted where its rows are.
-                    log |= {"objects": len(lines), "empty_objects": len(empty_objects)}
-                logger.info("validation report", extra={"validation": log})
-        for memory in result.history:
-            self._report_memory(name, memory)
-        for out in record.outputs:
-            self._metrics.add(ROWS_WRITTEN, out.table, out.rows)
-        for report in result.reports:
-            # Waits heal themselves (docs/design.md#waits-and-replays): RowsWaiting, when
-            # they start; RowsRejected is for rows that need a fix at the source.
-            if report.rows_rejected - report.rows_waiting:
-                self._metrics.add(ROWS_REJECTED, report.table, report.rows_rejected - report.rows_waiting)
-            if report.rows_waiting and record.table != REPLAY:
-                self._metrics.add(ROWS_WAITING, report.table, report.rows_waiting)
-        return PacketOutcome(
-            name, "committed", record.outputs, record.quarantine, result.reports, empty_objects, empty_packet
-        )
-
-    def _report_memory(self, name: str, memory: HistoryUpdate) -> None:
-        """Fact versions already written: re-sends skipped (INFO), changes reported."""
-        if memory.resent:
-            logger.info(
-                "fact versions already written: skipped",
-                extra={"packet": name, "table": memory.table, "rows_skipped": memory.resent,
-                       "reason": "the same version with the same content was written by an earlier packet",
-                       "ids": list(memory.resent_ids)},
-            )
-        if memory.superseded:
-            logger.info(
-                "waiting fact versions superseded by a later packet: skipped",
-                extra={"packet": name, "table": memory.table, "rows_skipped": memory.superseded,
-                       "reason": "a later packet's content of the same version was written or re-sent",
-                       "superseded_by": {f"{memory.table}:{k}": list(v) for k, v in memory.superseded_by.items()}},
-            )
-        if memory.mutated:
-            logger.warning(
-                "a fact version already written came back changed: written as the newest truth",
-                extra={"packet": name, "table": memory.table, "rows": memory.mutated,
-                       "ids": list(memory.mutated_ids[:100]), "ids_total": len(memory.mutated_ids)},
-            )
-            self._metrics.add(SILENT_MUTATION, memory.table, memory.mutated)
-
     # -- the fact memory -------------------------------------------------------
 
-    def memory(self, table: str) -> history.FactMemory:
-        """The versions of `table`'s facts written so far: the memory as of the fact
-        output packet its `produced` id names (so an uncommitted attempt's is not)."""
-        source = SOURCES[table]
-        manifest = self._current_manifest(table, self._ids.read_packet_id(
-            produced_parameter(self._prefix, source.primary_output)))
-        if manifest is None:
-            return history.FactMemory.empty(source)
-        return history.FactMemory.load(source, manifest, self._read_once)
-
-    def _read_once(self, key: str) -> bytes | None:
-        """Read an object of the fact memory; a manifest (small, immutable, read up to
-        four times per packet) once per invocation."""
-        if key in self._immutable:
-            return self._immutable[key]
-        data = self._store.read(key)
-        if data is not None and "_manifest_" in key:
-            self._immutable[key] = data
-        return data
-
-    def _current_manifest(self, table: str, produced: int) -> str | None:
-        """The memory as of fact output `produced`, or the one the last packet of
-        `table` wrote after it (re-sends only: runtime.history.current_manifest)."""
-        consumed = self.consumed(table)
-        last = None
-        if consumed:
-            data = self._store.read(keys.commit_key(table, consumed))
-            last = CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
-        return history.current_manifest(table, produced, self._memory_manifest(table, produced), last)
-
-    def _memory_manifest(self, table: str, produced: int) -> str | None:
-        if produced == 0:
-            return None
-        key = keys.history_manifest_key(table, produced)
-        if self._read_once(key) is None:
-            # Facts written before the memory existed: it starts from here.
-            logger.warning("no fact memory for the facts written so far: remembering from now on",
-                           extra={"table": table, "manifest": key})
-            return None
-        return key
-
-    # -- committed state and helpers -------------------------------------------
+    # -- the committed state (runtime.committed) ----------------------------------
 
     def consumed(self, table: str) -> int:
-        return self._ids.read_packet_id(consumed_parameter(self._prefix, table))
-
-    def _state_key(self, table: str) -> str | None:
-        """The key of `table`'s committed state snapshot, from its last commit record;
-        for a fact source, its fact memory (a packet passed over keeps it)."""
-        if not SOURCES[table].keeps_state:
-            return self._current_manifest(table, self._ids.read_packet_id(
-                produced_parameter(self._prefix, SOURCES[table].primary_output)))
-        consumed = self.consumed(table)
-        if consumed == 0:
-            return None
-        # A late packet processed since the last commit of the table holds its state.
-        late = [r for r in self.late_records_of(table) if r.late["after"] == consumed]
-        if late:
-            return max(late, key=lambda r: r.late["seq"]).state
-        commit_key = keys.commit_key(table, consumed)
-        data = self._store.read(commit_key)
-        if data is None:
-            raise CorruptRecordError(
-                f"{consumed_parameter(self._prefix, table)} is {consumed} but {commit_key} does not exist"
-            )
-        return CommitRecord.from_json(commit_key, data).state
+        return self._committed.consumed(table)
 
     def state(self, table: str) -> pa.Table:
-        key = self._state_key(table)
-        if key is None:
-            return empty(SOURCES[table])
-        data = self._store.read(key)
-        if data is None:
-            raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
+        return self._committed.state(table)
+
+    def memory(self, table: str) -> history.FactMemory:
+        return self._committed.memory(table)
 
     def late_records_of(self, table: str) -> list[CommitRecord]:
-        """The late commit records of `table` (listed once per invocation: rare)."""
-        if self._late is None:
-            self._late = late_records(self._store)
-        return self._late.setdefault(table, [])
+        return self._committed.late_records_of(table)
+
+    def put(self, key: str, body: bytes, source: str, rows: int) -> str:
+        return put(self._store, key, body, source, rows)
 
     @staticmethod
     def _seen(drift: PacketDrift, parsed):
         drift.add(parsed.unknown_columns, parsed.failures)
         return parsed
 
-    def _put(self, key: str, body: bytes, source: str, rows: int) -> str:
-        sha = hashlib.sha256(body).hexdigest()
-        self._store.put_if_absent(key, body, {"source": source, "rows": str(rows), "sha256": sha})
-        return sha
 
 
 def committed_state_key(store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str, table: str) -> str | None:
     """The key of `table`'s committed state (late packets included), for operators."""
-    return Pipeline(None, store, packet_ids, ssm_prefix, None)._state_key(table)  # type: ignore[arg-type]
+    return Committed(store, packet_ids, ssm_prefix).state_key(table)

@@ -1,15 +1,16 @@
 """JSON lines → Arrow, with the types coerced once, here, and every line given a fate.
 
-A line is what ends at a line feed (CRLF counts as one line end). Every line of every
-object is either a row, blank (empty or whitespace only: counted, not an error), or a
-broken line, set aside with its reason (DESIGN §7b); the counts are checked here.
+A line is what ends at a line feed (a CR right before it belongs to the line end; any
+other CR is JSON whitespace). Every line of every object is either a row, blank (empty
+or whitespace only: counted, not an error), or a broken line, set aside with its reason
+(docs/design.md#line-screen); the counts are checked here.
 
 Before pyarrow sees a block, the vectorized screen (runtime.screen) sets aside every
 line it must not see: pyarrow 26's `read_json` with an explicit schema crashes the
-process on a line that is JSON `null` (apache/arrow#47409), and reads `null`, several
-values on one line or a bare carriage return as rows of their own. So only lines that start with `{` and end
+process on a line that is JSON `null` (apache/arrow#47409), and reads `null` or several
+values on one line as rows of their own. So only lines that start with `{` and end
 with `}`, nested at most MAX_DEPTH deep, holding one JSON value, within the line limit,
-reach the parser. pyarrow rejects a whole block when one of those is still broken (not
+reach the parser (their whitespace CRs read as spaces). pyarrow rejects a whole block when one of those is still broken (not
 JSON, a string where a number belongs, a duplicate key, ...), so on failure the block is
 bisected until each broken line stands alone: the good lines keep the fast path, each
 broken line is quarantined with pyarrow's reason, and nothing else about the packet
@@ -124,6 +125,8 @@ class Block:
     ends: np.ndarray | None = None  # offset of each line's b"\n", when already known
     backing: bytes | bytearray | None = None  # what `data` views, from offset 0 (for find)
     opens: int | None = None  # how many `{` the block holds, when already counted
+    # Which of SCREENED_BYTES the block holds, when already looked for.
+    present: frozenset[bytes] | None = None
 
     @cached_property
     def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +137,10 @@ class Block:
         ends = ends.astype(np.int64, copy=False)
         starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
         return starts, ends
+
+    def holds(self, byte: bytes) -> bool:
+        """Whether one of SCREENED_BYTES occurs in the block."""
+        return byte in self.present if self.present is not None else self.find(byte)
 
     def find(self, needle: bytes) -> bool:
         """Whether `needle` occurs in the block (memchr speed, no copy when backed)."""
@@ -196,24 +203,33 @@ def read_blocks(
         for backing, size, overlong in _whole_lines(key, stream, block_bytes):
             data = pa.py_buffer(backing).slice(0, size)
             _check_utf8(key, data)
-            ends, opens = _scan(np.frombuffer(data, dtype=np.uint8))
-            yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing, opens)
+            ends, opens, present = _scan(backing, size)
+            yield Block(key, data, first_line, len(ends), object_line, overlong, ends, backing, opens, present)
             first_line += len(ends)
             object_line += len(ends)
 
 
 _SLICE = 1024 * 1024
+# The bytes the line screen asks about (carriage returns, arrays, NaN, Infinity): looked
+# for while each slice is in cache, not in further passes over the block.
+SCREENED_BYTES = (b"\r", b"[", b"N", b"I")
 
 
-def _scan(buf: np.ndarray) -> tuple[np.ndarray, int]:
-    """The offsets of every line feed in `buf` and how many `{` it holds, in one pass a
-    cache-sized slice at a time (no block-sized temporary)."""
-    parts, opens = [], 0
-    for i in range(0, len(buf), _SLICE):
+def _scan(backing: bytes | bytearray, size: int) -> tuple[np.ndarray, int, frozenset[bytes]]:
+    """The offsets of every line feed in the first `size` bytes of `backing`, how many
+    `{` they hold and which SCREENED_BYTES occur, in one pass a cache-sized slice at a
+    time (no block-sized temporary)."""
+    buf = np.frombuffer(backing, dtype=np.uint8, count=size)
+    parts, opens, present, wanted = [], 0, set(), list(SCREENED_BYTES)
+    for i in range(0, size, _SLICE):
         part = buf[i : i + _SLICE]
         parts.append(np.flatnonzero(part == 0x0A) + i)
         opens += int(np.count_nonzero(part == 0x7B))  # `{`
-    return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens
+        for byte in list(wanted):
+            if backing.find(byte, i, min(i + _SLICE, size)) >= 0:
+                present.add(byte)
+                wanted.remove(byte)
+    return (np.concatenate(parts) if parts else np.empty(0, np.int64)), opens, frozenset(present)
 
 
 def _whole_lines(
@@ -238,7 +254,7 @@ def _whole_lines(
         if cut:
             yield data, cut, None
         carry = bytes(data[cut:filled])
-        if len(carry) > MAX_LINE_BYTES:
+        if len(carry) > MAX_LINE_BYTES + 1:  # + the CR of a CRLF (the limit counts no line end)
             # Not held whole: skipped to its end, keeping what the quarantine keeps.
             head, length, carry = _skip_line(text, carry)
             yield head + b"\n", len(head) + 1, length
@@ -250,8 +266,9 @@ def _whole_lines(
 
 def _skip_line(text: _Text, start: bytes) -> tuple[bytes, int, bytes]:
     """An over-long line whose first bytes are `start`: read to its end.
-    Returns (its first QUARANTINE_RAW_BYTES, its length, what follows its line end)."""
-    head, length = start[:QUARANTINE_RAW_BYTES], len(start)
+    Returns (its first QUARANTINE_RAW_BYTES, its length without its line end, what
+    follows its line end)."""
+    head, length, last = start[:QUARANTINE_RAW_BYTES], len(start), start[-1:]
     while True:
         chunk = bytearray(_SKIP_READ)
         n = text.read_into(memoryview(chunk))
@@ -259,8 +276,11 @@ def _skip_line(text: _Text, start: bytes) -> tuple[bytes, int, bytes]:
             return head, length, b""
         end = chunk.find(b"\n", 0, n)
         if end >= 0:
-            return head, length + end, bytes(chunk[end + 1 : n])
-        length += n
+            length += end
+            if (chunk[end - 1 : end] if end else last) == b"\r":  # CRLF: the CR is the line end
+                length -= 1
+            return head, length, bytes(chunk[end + 1 : n])
+        length, last = length + n, chunk[n - 1 : n]
 
 
 class _Text:
@@ -395,10 +415,15 @@ def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None
         # The parser reads the block as it is (blank lines give no row).
         data, c_starts, c_ends = block.data, starts[candidates], ends[candidates]
     else:
-        # Only the candidate lines, copied together: the parser never sees the rest.
+        # Only the candidate lines, copied together: the parser never sees the rest,
+        # and reads their whitespace CRs as the spaces they are.
         keep = np.zeros(block.line_count, dtype=bool)
         keep[candidates] = True
-        compact = np.frombuffer(block.data, dtype=np.uint8)[np.repeat(keep, ends - starts + 1)]
+        text = np.frombuffer(block.data, dtype=np.uint8)
+        if len(screened.whitespace):
+            text = text.copy()
+            text[screened.whitespace] = 0x20
+        compact = text[np.repeat(keep, ends - starts + 1)]
         data = pa.py_buffer(compact)
         c_length = (ends - starts)[candidates]
         c_ends = np.cumsum(c_length + 1) - 1

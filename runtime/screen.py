@@ -2,18 +2,24 @@
 
 It exists because the parser cannot be trusted with every line. pyarrow 26's
 `read_json` with an explicit schema crashes the process on a line that is JSON `null`
-(apache/arrow#47409), and reads `null`, several values on one line or a bare carriage
-return as rows of their own; and a deeply nested line must never reach a recursive
-decoder. So, vectorized over a block, every line is sorted here into blank, rejected
-with its reason (never parsed) or a candidate: a line that starts with `{` and ends
-with `}`, nested at most MAX_DEPTH deep, holding one strict JSON value, within
-MAX_LINE_BYTES. runtime.reading parses only the candidates.
+(apache/arrow#47409), and reads `null` or several values on one line as rows of their
+own; and a deeply nested line must never reach a recursive decoder. So, vectorized over
+a block, every line is sorted here into blank, rejected with its reason (never parsed)
+or a candidate: a line that starts with `{` and ends with `}`, nested at most MAX_DEPTH
+deep, holding one strict JSON value, within MAX_LINE_BYTES. runtime.reading parses only
+the candidates.
+
+Line ends (docs/design.md#line-screen): a line ends at LF, and a CR right before the LF
+belongs to the line end; any other CR is JSON whitespace (RFC 8259), or, inside a string,
+a control character that is not JSON. pyarrow cuts its blocks at a CR as at a LF, so a
+candidate's whitespace CRs are named (`Screened.whitespace`) for the parser to read as
+spaces; the line's own text is never changed.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,12 +43,18 @@ _NOT_AN_OBJECT = {
 }
 
 
+_NO_OFFSETS = np.empty(0, np.int64)
+
+
 @dataclass(frozen=True)
 class Screened:
     candidates: np.ndarray  # block line indices that go to the parser, in order
     blank: int
     rejected: list[tuple[int, str]]  # (block line index, reason)
     whole: bool  # the parser may read block.data as it is (nothing rejected)
+    # Offsets in block.data of the CRs in candidate lines that are whitespace (not
+    # before their LF, outside strings): the parser must read them as spaces.
+    whitespace: np.ndarray = field(default_factory=lambda: _NO_OFFSETS)
 
 
 def screen(block: Block) -> Screened:
@@ -57,27 +69,21 @@ def screen(block: Block) -> Screened:
         return Screened(np.empty(0, np.int64), 0, [(0, reason)], False)
     buf = np.frombuffer(block.data, dtype=np.uint8)
     starts, ends = block._bounds
-    length = ends - starts
     rejected: list[tuple[int, str]] = []
     ok = np.ones(len(ends), dtype=bool)
 
-    over = np.flatnonzero(length > MAX_LINE_BYTES)
-    for i in over.tolist():
-        rejected.append((i, f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({int(length[i]):,} bytes)"))
-    ok[over] = False
-
-    if block.find(b"\r"):
-        # A carriage return is a line end only before a line feed.
+    lone = _NO_OFFSETS  # CRs that are not a line end
+    if block.holds(b"\r"):
         cr = np.flatnonzero(buf == 0x0D)
-        bare = cr[buf[np.minimum(cr + 1, len(buf) - 1)] != 0x0A]
-        for i in np.unique(np.searchsorted(ends, bare)).tolist():
-            if ok[i]:
-                rejected.append((i, "a carriage return inside the line (lines end at a line feed)"))
-                ok[i] = False
-        content_end = ends - (buf[np.maximum(ends - 1, 0)] == 0x0D) * (length > 0)
+        lone = cr[buf[cr + 1] != 0x0A]  # the block ends with a LF: cr + 1 is in it
+        content_end = ends - ((buf[np.maximum(ends - 1, 0)] == 0x0D) & (ends > starts))
     else:
         content_end = ends
-    content_length = content_end - starts
+    content_length = content_end - starts  # the line without its end
+    over = np.flatnonzero(content_length > MAX_LINE_BYTES)
+    for i in over.tolist():
+        rejected.append((i, f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({int(content_length[i]):,} bytes)"))
+    ok[over] = False
     nonempty = content_length > 0
     first = np.where(nonempty, buf[np.minimum(starts, len(buf) - 1)], 0)
     last = np.where(nonempty, buf[np.maximum(content_end - 1, 0)], 0)
@@ -96,19 +102,56 @@ def screen(block: Block) -> Screened:
 
     # One `{` per candidate line and no `[` anywhere: no nesting and one value a line.
     opens = block.opens if block.opens is not None else block.count(b"{")
-    if opens != len(candidates) or block.find(b"["):
+    if opens != len(candidates) or block.holds(b"["):
         for i, reason in _structure(buf, ends, candidates):
             rejected.append((i, reason))
             ok[i] = False
         candidates = np.flatnonzero(ok)
     # NaN and Infinity are not JSON, even where pyarrow lets them by (an ignored field).
-    # A memchr for the first letter first: sales orders hold no N or I at all.
-    if (block.find(b"N") and block.find(b"NaN")) or (block.find(b"I") and block.find(b"Infinity")):
+    # The first letter is looked for as the block is read: sales orders hold no N or I.
+    if (block.holds(b"N") and block.find(b"NaN")) or (block.holds(b"I") and block.find(b"Infinity")):
         for i in _not_strict(block, ends, candidates):
             rejected.append((i, "not strict JSON: NaN or Infinity"))
             ok[i] = False
         candidates = np.flatnonzero(ok)
-    return Screened(candidates, blank, sorted(rejected), not rejected)
+    whitespace = _NO_OFFSETS
+    if len(lone):
+        lone = lone[ok[np.searchsorted(ends, lone)]]
+        for i in _cr_in_strings(buf, ends, lone):
+            rejected.append((i, "not valid JSON: a carriage return inside a string"))
+            ok[i] = False
+        candidates = np.flatnonzero(ok)
+        whitespace = lone[ok[np.searchsorted(ends, lone)]]
+    return Screened(candidates, blank, sorted(rejected), not rejected and not len(whitespace), whitespace)
+
+
+def _cr_in_strings(buf: np.ndarray, ends: np.ndarray, crs: np.ndarray) -> list[int]:
+    """The lines whose CRs at `crs` stand inside a string (an odd number of quotes
+    before them on their line): a raw control character, not JSON."""
+    if not len(crs):
+        return []
+    qpos, qline = _quotes(buf, ends)
+    line = np.searchsorted(ends, crs)
+    before = np.searchsorted(qpos, crs) - np.searchsorted(qline, line)
+    return np.unique(line[before % 2 == 1]).tolist()
+
+
+def _quotes(buf: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets of the quotes that open or close strings, and their lines.
+
+    A quote is escaped when an odd run of backslashes stands right before it; lines are
+    independent (JSON text cannot hold a raw line feed)."""
+    pos = np.flatnonzero((buf == _QUOTE) | (buf == _BACKSLASH))
+    ch = buf[pos]
+    idx = np.arange(len(pos))
+    backslash = ch == _BACKSLASH
+    adjacent = np.zeros(len(pos), dtype=bool)
+    adjacent[1:] = backslash[:-1] & (pos[:-1] == pos[1:] - 1)
+    run_start = np.maximum.accumulate(np.where(backslash & ~adjacent, idx, -1))
+    run = np.zeros(len(pos), dtype=np.int64)
+    run[1:] = np.where(adjacent[1:], idx[1:] - run_start[:-1], 0)
+    qpos = pos[(ch == _QUOTE) & (run % 2 == 0)]
+    return qpos, np.searchsorted(ends, qpos)
 
 
 _CONSTANT = re.compile(rb"NaN|Infinity")
@@ -131,25 +174,11 @@ def _structure(buf: np.ndarray, ends: np.ndarray, candidates: np.ndarray) -> lis
     Vectorized over the positions of quotes, backslashes and brackets only; lines are
     independent (JSON text cannot hold a raw line feed), so each line's depth starts at 0.
     """
-    interesting = (buf == _QUOTE) | (buf == _BACKSLASH) | (buf == _OPEN) | (buf == _CLOSE)
-    interesting |= (buf == 0x5B) | (buf == 0x5D)
-    pos = np.flatnonzero(interesting)
-    ch = buf[pos]
-    line = np.searchsorted(ends, pos)
-    idx = np.arange(len(pos))
-    # A quote is escaped when an odd run of backslashes stands right before it.
-    backslash = ch == _BACKSLASH
-    adjacent = np.zeros(len(pos), dtype=bool)
-    adjacent[1:] = backslash[:-1] & (pos[:-1] == pos[1:] - 1)
-    run_start = np.maximum.accumulate(np.where(backslash & ~adjacent, idx, -1))
-    run = np.zeros(len(pos), dtype=np.int64)
-    run[1:] = np.where(adjacent[1:], idx[1:] - run_start[:-1], 0)
-    quote = (ch == _QUOTE) & (run % 2 == 0)
-    qpos, qline = pos[quote], line[quote]
+    qpos, qline = _quotes(buf, ends)
     odd_quotes = np.bincount(qline, minlength=len(ends)) % 2 == 1
     # A bracket is structural when an even number of quotes precede it on its line.
-    bracket = (ch == _OPEN) | (ch == _CLOSE) | (ch == 0x5B) | (ch == 0x5D)
-    bpos, bline = pos[bracket], line[bracket]
+    bpos = np.flatnonzero((buf == _OPEN) | (buf == _CLOSE) | (buf == 0x5B) | (buf == 0x5D))
+    bline = np.searchsorted(ends, bpos)
     before = np.searchsorted(qpos, bpos) - np.searchsorted(qline, bline)
     structural = before % 2 == 0
     spos, sline = bpos[structural], bline[structural]

@@ -174,8 +174,9 @@ class Versions:
         if not valid.num_rows:
             return
         kept = self._kept
-        at = pa.array(np.searchsorted(kept[LINE].to_numpy(), valid[LINE].to_numpy()))
-        rows = kept.take(at)
+        # Usually every kept row is written: then they are shared, not copied.
+        at = np.searchsorted(kept[LINE].to_numpy(), valid[LINE].to_numpy())
+        rows = kept if len(at) == kept.num_rows else kept.take(pa.array(at))
         self._written.append(self._versions(rows.column(0), rows[UPDATED], rows[HASH].to_numpy()))
         changed = rows[_CHANGED]
         if pc.any(changed).as_py():
@@ -223,8 +224,10 @@ class Versions:
 
     def _remember(self, kept: pa.Table, sorted_hashes: np.ndarray) -> None:
         self._seen.append(kept.select(self._key + [HASH]))
-        # Two sorted runs: a stable sort merges them in linear time.
-        self._version_hashes = np.sort(np.concatenate([self._version_hashes, sorted_hashes]), kind="stable")
+        # Two sorted runs: a stable sort merges them in linear time (in place: no copy).
+        merged = np.concatenate([self._version_hashes, sorted_hashes])
+        merged.sort(kind="stable")
+        self._version_hashes = merged
 
     def _seen_of(self, versions: pa.Table) -> pa.Table:
         """The (version, hash) of earlier blocks' rows for these versions."""

@@ -39,7 +39,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench_history"
-DIMENSIONS = ("currency", "design", "address", "department", "counterparty", "staff")
 CASES = ("new", "boundary", "mutated", "old")
 T0 = datetime(2022, 1, 1)
 BOUNDARY = 50
@@ -152,23 +151,25 @@ def measure(case: str, rows: int, versions: int) -> dict:
     from runtime.events import parse_event
     from runtime.observability import Metrics, logger
     from runtime.pipeline import Pipeline
-    from runtime.tables import DEFAULT_SSM_PREFIX, packet_id_parameters, produced_parameter
+    from runtime.tables import DEFAULT_SSM_PREFIX, SOURCE_TABLES, STATE_INPUTS, packet_id_parameters, produced_parameter
     from sandbox.local_store import LocalDirectory, MemoryPacketIds
     from sandbox.seed import fixture_lines, packet_key
 
     logger.setLevel("ERROR")
+    # The dimension sources a sales order needs, in dependency order, from the declaration.
+    dimensions = [s.name for s in SOURCE_TABLES if s.name in STATE_INPUTS["sales_order"]]
     store_of, manifest_n = memory(versions) if versions else (None, 0)
     lines = packet_lines(case, rows, versions)
 
     def pipeline(work: Path, with_memory: bool):
         ingestion, processed = LocalDirectory(work / "ingestion"), Reads(LocalDirectory(work / "processed"))
-        for table in DIMENSIONS:
+        for table in dimensions:
             dimension = fixture_lines(table)
             ingestion.put_if_absent(packet_key(table, 1, dimension), b"".join(dimension), {})
         ingestion.put_if_absent(packet_key("sales_order", 1, lines), b"".join(lines), {})
         ids = MemoryPacketIds(packet_id_parameters(DEFAULT_SSM_PREFIX))
         run = Pipeline(ingestion, processed, ids, DEFAULT_SSM_PREFIX, Metrics(stream=open(os.devnull, "w")))
-        run.run(parse_event({"packets": [{"table": t, "id": 1} for t in DIMENSIONS]}))
+        run.run(parse_event({"packets": [{"table": t, "id": 1} for t in dimensions]}))
         if with_memory and store_of is not None:
             for path in (store_of / "_history").rglob("*.parquet"):
                 target = processed.inner.root / path.relative_to(store_of)

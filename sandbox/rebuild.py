@@ -21,7 +21,6 @@ import copy
 import io
 import json
 import sys
-import threading
 import time
 from collections.abc import Iterator
 

@@ -11,6 +11,18 @@ from runtime import handler
 from sandbox.seed import LocalStack, create_resources
 
 
+@pytest.fixture(autouse=True)
+def _log_level_restored():
+    """The handler sets the shared logger's level from LOG_LEVEL at its cold start; a test
+    that runs it with WARNING must not hide the INFO lines (validation reports) a later
+    test in the same worker reads."""
+    from runtime.observability import logger
+
+    level = logger.log_level
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def moto():
     from sandbox.emulator import moto_server

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from runtime.history import HASH, UPDATED, HistoryUpdate
+from runtime.history import HASH, UPDATED
 from runtime.pipeline import Pipeline
 from runtime.ports import ProcessedStore
 from runtime.rebuild.plan import REBUILD
@@ -31,6 +31,7 @@ from runtime.rebuild.staging import StagedItem
 from runtime.star import ARROW_SCHEMAS, dim_date
 from runtime.tables import CALENDAR_TABLE, FACT_OF_SOURCE, OUTPUT_TABLES
 from runtime.transform import Output, Transformed, _Candidate, _TableSink
+from runtime.versions import HistoryUpdate
 
 MUTATED = f"{REBUILD}mutated/"
 _EXAMPLE_IDS = 20
@@ -58,12 +59,16 @@ def staged_compute(pipeline: Pipeline, store: ProcessedStore, packet_id: int):
 
 def _with_memory(item: StagedItem, memory, name: str) -> Transformed:
     fact = FACT_OF_SOURCE[item.table]
-    versions = item.versions
-    found, remembered = memory.lookup(versions.column(0), versions[UPDATED])
+    versions = item.versions  # their packet: this one
+    found, remembered, packets = memory.recall(versions.column(0), versions[UPDATED])
     content = versions[HASH].to_numpy()
-    same = found & (remembered == content)
-    changed = found & ~same
-    keep = ~same
+    # As the live screen (runtime/versions.py): content held from a later packet
+    # supersedes (never in a rebuild, which commits in order), the same content is a
+    # re-send, other content a change.
+    superseded = found & (packets > item.packet)
+    same = found & ~superseded & (remembered == content)
+    changed = found & ~superseded & ~same
+    keep = ~(same | superseded)
     ids = versions.column(0)
     kept_versions = versions.filter(pa.array(keep))
     outputs, reports = [], []
@@ -71,7 +76,7 @@ def _with_memory(item: StagedItem, memory, name: str) -> Transformed:
     if item.fact is not None and keep.any():
         rows = pq.read_table(io.BytesIO(item.fact))
         body = item.fact
-        if same.any():
+        if not keep.all():
             rows = rows.filter(pa.array(keep))
             body = _parquet(rows.cast(ARROW_SCHEMAS[fact.name]))
         updated = pc.max(kept_versions[UPDATED]).as_py()
@@ -84,21 +89,24 @@ def _with_memory(item: StagedItem, memory, name: str) -> Transformed:
         if output is not None:
             outputs.append(output)
     resent = int(same.sum())
+    skipped = resent + int(superseded.sum())
     for report in item.reports:
-        if report.table == fact.name and resent:
-            report = type(report)(**{**report.__dict__, "rows_written": report.rows_written - resent,
-                                     "rows_skipped": report.rows_skipped + resent})
+        if report.table == fact.name and skipped:
+            report = type(report)(**{**report.__dict__, "rows_written": report.rows_written - skipped,
+                                     "rows_skipped": report.rows_skipped + skipped})
         if report.table == CALENDAR_TABLE:
             report = calendar_report or type(report)(CALENDAR_TABLE, name, 0, 0, 0)
         reports.append(report)
     mutated = ids.filter(pa.array(changed))
     update = HistoryUpdate(
         table=item.table,
-        written=kept_versions,
+        # A re-send is remembered as sent by this packet too, first, as the live screen does.
+        written=pa.concat_tables([versions.filter(pa.array(same)), kept_versions]),
         resent=resent,
         resent_ids=tuple(ids.filter(pa.array(same))[:_EXAMPLE_IDS].to_pylist()),
         mutated_ids=tuple(pc.unique(mutated).to_pylist()),
         mutated=len(mutated),
+        superseded=int(superseded.sum()),
     )
     outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
     return Transformed(tuple(outputs), tuple(reports), item.quarantine, None, (update,))
@@ -110,7 +118,7 @@ def _note_mutations(pipeline: Pipeline, table: str, packet_id: int, name: str, r
     ids = sorted({i for u in result.history for i in u.mutated_ids})
     if ids:
         body = json.dumps({"table": table, "packet": packet_id, "ids": ids}).encode()
-        pipeline._put(mutated_key(table, packet_id), body, name, len(ids))
+        pipeline.put(mutated_key(table, packet_id), body, name, len(ids))
 
 
 def _parquet(table: pa.Table) -> bytes:

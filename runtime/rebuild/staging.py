@@ -95,11 +95,11 @@ def stage(pipeline: Pipeline, store: ProcessedStore, table: str, packet_id: int)
     [update] = result.history
     fact = next((o for o in result.outputs if o.table == fact_table), None)
     if fact is not None:
-        pipeline._put(f"{prefix}fact.parquet", fact.body, name, fact.rows)
-    pipeline._put(f"{prefix}versions.parquet", _parquet(update.written.cast(SEGMENT_SCHEMA)), name,
+        pipeline.put(f"{prefix}fact.parquet", fact.body, name, fact.rows)
+    pipeline.put(f"{prefix}versions.parquet", _parquet(update.written.cast(SEGMENT_SCHEMA)), name,
                   update.written.num_rows)
     for out, body in sorted(result.quarantine.items()):
-        pipeline._put(f"{prefix}quarantine_{out}.jsonl", body, name, body.count(b"\n"))
+        pipeline.put(f"{prefix}quarantine_{out}.jsonl", body, name, body.count(b"\n"))
     report = next(r for r in result.reports if r.table == fact_table)
     rows = lines[ROWS_SEEN]
     meta = {
@@ -108,7 +108,7 @@ def stage(pipeline: Pipeline, store: ProcessedStore, table: str, packet_id: int)
         "repeats": bool(report.rows_skipped or any(_CONFLICT in f.check for f in report.failures)),
         "reports": [_report_json(r) for r in result.reports],
     }
-    pipeline._put(f"{prefix}item.json", json.dumps(meta, sort_keys=True).encode(), name, rows)
+    pipeline.put(f"{prefix}item.json", json.dumps(meta, sort_keys=True).encode(), name, rows)
     return rows
 
 

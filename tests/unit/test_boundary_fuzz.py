@@ -30,6 +30,23 @@ BOM = "\ufeff"
 HUGE = VALID[0][:-1] + ', "padding": "' + "x" * (MAX_LINE_BYTES + 100) + '"}'
 
 valid_rows = st.sampled_from(VALID)
+
+
+def _crs_between_tokens(parts: tuple[str, list[bool], str, str]) -> str:
+    """A valid row with CRs (JSON whitespace) between some of its tokens and around it."""
+    row, where, before, after = parts
+    pieces = row.split(", ")  # sales orders hold no free text: every ", " is between tokens
+    joined = pieces[0] + "".join(("," + ("\r" if cr else " ") + piece) for cr, piece in zip(where, pieces[1:]))
+    return before + joined.replace('": ', '"\r:\r', 1 if where[-1] else 0) + after
+
+
+# The fixture's first row padded to exactly the line limit (the limit counts no line end).
+AT_LIMIT = VALID[0][:-1] + ', "padding": "' + "x" * (MAX_LINE_BYTES - len(VALID[0]) - 15) + '"}'
+assert len(AT_LIMIT.encode()) == MAX_LINE_BYTES
+valid_with_crs = st.tuples(
+    valid_rows, st.lists(st.booleans(), min_size=12, max_size=12),
+    st.sampled_from(["", "\r", " \r", "\r\t"]), st.sampled_from(["", "\r", "\r ", " \r"]),
+).map(_crs_between_tokens)
 hostile_lines = st.one_of(
     st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=40),
     st.sampled_from([
@@ -47,11 +64,14 @@ hostile_lines = st.one_of(
         lambda v: v[0][:-1] + f', "x": {v[1]}}}'
     ),
     valid_rows.map(lambda v: v.replace('"units_sold": ', '"units_sold": "', 1)),  # a broken string
+    valid_rows.map(lambda v: v.replace('"created_at": "', '"created_at": "\r', 1)),  # a raw CR in a string
+    st.tuples(valid_with_crs, valid_with_crs).map("\r".join),  # two rows parted by a lone CR: one line
 )
-blank_lines = st.sampled_from(["", " ", "\t", "  \t ", "\r", " \r"])
+blank_lines = st.sampled_from(["", " ", "\t", "  \t ", "\r", " \r", "\r \r", "\r\r", " \r\t", "\t\r \r"])
 lines = st.lists(
     st.one_of(
         st.tuples(st.just("valid"), st.tuples(valid_rows, st.sampled_from(["", "  ", "\r", " \t\r"])).map("".join)),
+        st.tuples(st.just("valid"), valid_with_crs),
         st.tuples(st.just("valid-after-bom"), valid_rows.map(lambda v: BOM + v)),
         st.tuples(st.just("hostile"), hostile_lines),
         st.tuples(st.just("hostile"), blank_lines),
@@ -61,6 +81,7 @@ lines = st.lists(
 packets = st.fixed_dictionaries({
     "lines": lines,
     "huge_at": st.one_of(st.none(), st.integers(0, 50)),
+    "at_limit": st.one_of(st.none(), st.tuples(st.integers(0, 50), st.sampled_from(["", "\r"]))),
     "cuts": st.lists(st.integers(0, 50), max_size=4),
     "gzipped": st.lists(st.booleans(), min_size=5, max_size=5),
     "final_newline": st.lists(st.booleans(), min_size=5, max_size=5),
@@ -74,6 +95,10 @@ def check_every_line_has_one_fate(packet: dict) -> None:
     if packet["huge_at"] is not None:
         items.insert(min(packet["huge_at"], len(items)), ("hostile", HUGE))
         block_bytes = max(block_bytes, 4096)  # a 1 MiB line read byte by byte takes minutes
+    if packet["at_limit"] is not None:  # a row, with LF or CRLF
+        at, end = packet["at_limit"]
+        items.insert(min(at, len(items)), ("valid", AT_LIMIT + end))
+        block_bytes = max(block_bytes, 4096)
     bounds = sorted({0, len(items), *(min(c, len(items)) for c in packet["cuts"])})
     objects, expected = [], []  # expected: (fate, key, 1-based line, exact text, valid row)
     for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
@@ -152,7 +177,11 @@ class _Shared:
 
 
 pipeline_lines = st.lists(
-    st.one_of(st.just(("valid", None)), st.tuples(st.just("hostile"), st.one_of(hostile_lines, blank_lines))),
+    st.one_of(
+        # A valid row; with CRs (JSON whitespace) between its tokens and before its CRLF when given.
+        st.tuples(st.just("valid"), st.sampled_from([None, ",\r", ", \r"])),
+        st.tuples(st.just("hostile"), st.one_of(hostile_lines, blank_lines)),
+    ),
     max_size=30,
 )
 
@@ -183,7 +212,9 @@ def check_through_the_pipeline(items, cuts, gzipped) -> None:
         if kind == "valid":
             _Shared.order += 1
             valid_ids.append(_Shared.order)
-            text = json.dumps(sales_order(_Shared.order))
+            separator, text = text, json.dumps(sales_order(_Shared.order))
+            if separator:
+                text = text.replace(", ", separator) + "\r\r"
         texts.append(text)
     bounds = sorted({0, len(texts), *(min(c, len(texts)) for c in cuts)}) if texts else [0, 0]
     expected_quarantine = []
