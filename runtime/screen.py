@@ -1,4 +1,4 @@
-"""The line screen: what the JSON parser must never see (DESIGN §7b).
+"""The line screen: what the JSON parser must never see (docs/design.md#line-screen).
 
 It exists because the parser cannot be trusted with every line. pyarrow 26's
 `read_json` with an explicit schema crashes the process on a line that is JSON `null`

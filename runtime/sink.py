@@ -74,7 +74,7 @@ class TableSink:
         self._writer: pq.ParquetWriter | None = None
         self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = self.rows_waiting = 0
         self.failures: list[Failure] = []
-        self.lines: int | None = None  # source lines accounted here (DESIGN §7b)
+        self.lines: int | None = None  # source lines accounted here (docs/design.md#line-screen)
         self.blank = 0
         self._quarantine: list[bytes] = []
         self.updated: datetime | None = None

@@ -1,4 +1,4 @@
-"""The input boundary (DESIGN §7b): one test per defect class found by trying hostile
+"""The input boundary (docs/design.md#line-screen): one test per defect class found by trying hostile
 input, each through the real reading path and the pipeline over in-memory ports."""
 
 from __future__ import annotations
