@@ -1,4 +1,4 @@
-"""The packet-id parameters in SSM Parameter Store (DESIGN §6), created at 0.
+"""The packet-id parameters in SSM Parameter Store (docs/design.md#ordering), created at 0.
 
 One String parameter per `consumed/{source}` and `produced/{output}` id, named by
 `runtime.tables.packet_id_parameters`, never retyped here.

@@ -125,3 +125,8 @@ def put(store: ProcessedStore, key: str, body: bytes, source: str, rows: int) ->
     sha = hashlib.sha256(body).hexdigest()
     store.put_if_absent(key, body, {"source": source, "rows": str(rows), "sha256": sha})
     return sha
+
+
+def committed_state_key(store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str, table: str) -> str | None:
+    """The key of `table`'s committed state (late packets included), for operators."""
+    return Committed(store, packet_ids, ssm_prefix).state_key(table)

@@ -137,4 +137,4 @@ class CorruptRecordError(ProcessingError):
 
 class LineAccountingError(ProcessingError):
     """The lines of an object or packet do not add up to written + rejected + skipped
-    + blank: a bug in this processor, never bad data (DESIGN §7b). Nothing is committed."""
+    + blank: a bug in this processor, never bad data (docs/design.md#line-screen). Nothing is committed."""

@@ -1,4 +1,4 @@
-"""The S3 key layout of both buckets (DESIGN §3, §5, §6, §7), in one place.
+"""The S3 key layout of both buckets (docs/design.md#input-layout, #keys, #ordering, #validation), in one place.
 
 Every table name is checked against the declared tables before a key is built, so no
 event or record can steer a key outside its prefix.
@@ -60,7 +60,7 @@ def key_timestamp(updated: datetime) -> str:
 
     strftime's %Y gives `1` for year 1 on Linux, which would make keys of early years
     sort and parse wrongly; an aware time is converted to UTC first, a naive one is
-    UTC already (DESIGN §5).
+    UTC already (docs/design.md#keys).
     """
     if updated.tzinfo is not None and updated.utcoffset() is not None:
         try:

@@ -1,4 +1,4 @@
-"""The pending queue (DESIGN §6: record first, then finish in arrival order).
+"""The pending queue (docs/design.md#ordering: record first, then finish in arrival order).
 
 Every named packet is recorded as pending, in one object per event, before any work,
 and pending records are finished strictly in the order they arrived (their keys sort

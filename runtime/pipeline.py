@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from runtime import history, keys
 from runtime.drift import PacketDrift
-from runtime.committed import Committed, put
+from runtime.committed import Committed, committed_state_key, put
 from runtime.errors import MissingPacketError
 from runtime.events import Event
 from runtime.late import check_gaps, later_packet_with_objects, process_late
@@ -397,9 +397,3 @@ class Pipeline:
     def _seen(drift: PacketDrift, parsed):
         drift.add(parsed.unknown_columns, parsed.failures)
         return parsed
-
-
-
-def committed_state_key(store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str, table: str) -> str | None:
-    """The key of `table`'s committed state (late packets included), for operators."""
-    return Committed(store, packet_ids, ssm_prefix).state_key(table)

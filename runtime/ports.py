@@ -50,7 +50,7 @@ class ProcessedStore(Protocol):
 
 
 class PacketIds(Protocol):
-    """Packet ids in Parameter Store (DESIGN §6)."""
+    """Packet ids in Parameter Store (docs/design.md#ordering)."""
 
     def read_packet_id(self, name: str) -> int:
         """Raises KeyError (PacketIdNotFoundError) when the parameter does not exist."""

@@ -1,4 +1,4 @@
-"""The records a run writes and returns: what DESIGN §6 step 4 commits, and what a
+"""The records a run writes and returns: what docs/design.md#ordering step 4 commits, and what a
 run reports.
 
 A CommitRecord is written once per packet (step 4) and read back by every retry, by

@@ -1,4 +1,4 @@
-"""The line screen: what the JSON parser must never see (DESIGN §7b).
+"""The line screen: what the JSON parser must never see (docs/design.md#line-screen).
 
 It exists because the parser cannot be trusted with every line. pyarrow 26's
 `read_json` with an explicit schema crashes the process on a line that is JSON `null`
@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from runtime.blocks import Block
 from runtime.validation import MAX_DEPTH
-
-if TYPE_CHECKING:
-    from runtime.reading import Block
 
 # A line longer than this is not a totesys row (they are under 1 KB): it is a rejected
 # row, never parsed, and only its first QUARANTINE_RAW_BYTES are kept. 1 MiB bounds
@@ -68,7 +64,7 @@ def screen(block: Block) -> Screened:
         reason = f"longer than the {MAX_LINE_BYTES:,}-byte line limit ({block.overlong:,} bytes)"
         return Screened(np.empty(0, np.int64), 0, [(0, reason)], False)
     buf = np.frombuffer(block.data, dtype=np.uint8)
-    starts, ends = block._bounds
+    starts, ends = block.bounds
     rejected: list[tuple[int, str]] = []
     ok = np.ones(len(ends), dtype=bool)
 

@@ -13,31 +13,26 @@ Parquet row group, and memory stays flat; what must hold across the whole packet
 row per version, the dates dim_date needs, the key's timestamp) is carried from block
 to block; the version screen is runtime/versions.py, the cross-packet fact memory
 runtime/history.py.
-(Just over 300 lines: the output sink, which streams row groups and accounts every
-line, sits with the two paths that feed it.)
+The output sink, which streams row groups and accounts every line, is runtime/sink.py.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from runtime import state as st
 from runtime.history import FactMemory
-from runtime.versions import HistoryUpdate, Versions
 from runtime.reading import ParsedPacket, concat
+from runtime.sink import Candidate, Output, TableSink, Transformed, finish
+from runtime.versions import Versions
 from runtime.star import ARROW_SCHEMAS, MODULES, SCHEMAS, dim_date
 from runtime.tables import (
     CALENDAR_TABLE,
     FACT_OF_SOURCE,
-    OUTPUT_TABLES,
     OUTPUTS,
     SOURCES,
     WAITED_FOR,
@@ -46,46 +41,11 @@ from runtime.tables import (
 )
 from runtime.validation import (
     LINE,
-    UPDATED,
     Failure,
-    TableReport,
-    check_lines,
-    quarantine_jsonl,
     referential,
     validate,
-    waiting_lines,
     without_lines,
 )
-
-@dataclass(frozen=True)
-class Output:
-    """Valid rows of one output table, as the Parquet object to write."""
-
-    table: str
-    body: bytes  # Parquet, exactly the DDL schema
-    rows: int
-    updated: datetime  # latest last_updated of the source rows behind it: the key's ts
-
-
-@dataclass(frozen=True)
-class Transformed:
-    outputs: tuple[Output, ...]  # non-empty ones, in OUTPUT_TABLES order
-    reports: tuple[TableReport, ...]
-    quarantine: dict[str, bytes]  # output table → JSON lines of rejected source rows
-    state: pa.Table | None  # the source's new state, for dimension sources
-    history: tuple[HistoryUpdate, ...] = ()  # facts: what the packet did to each fact memory
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    table: str
-    rows: pa.Table  # schema columns + __line + __updated
-    failures: tuple[Failure, ...] = ()  # found before pandera (references, versions)
-    # Facts: rows waiting for a key are validated too, so a row that needs a fix at
-    # the source is rejected at once, not kept waiting (a dimension row waiting for its
-    # parent lacks the parent's columns: it is validated when the parent comes).
-    validate_waiting: bool = False
-
 
 def transform(
     source: SourceTable,
@@ -116,136 +76,8 @@ def replay_facts(
     return _fact_packets(parts, states, name, memories)
 
 
-class _TableSink:
-    """One output table of one packet: its valid rows as Parquet row groups, its
-    failures and quarantine lines, its counts."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.schema = ARROW_SCHEMAS[table]
-        self._parquet = io.BytesIO()
-        self._writer: pq.ParquetWriter | None = None
-        self.rows_in = self.rows_written = self.rows_rejected = self.rows_skipped = self.rows_waiting = 0
-        self.failures: list[Failure] = []
-        self.lines: int | None = None  # source lines accounted here (DESIGN §7b)
-        self.blank = 0
-        self._quarantine: list[bytes] = []
-        self.updated: datetime | None = None
-        self._keys: list[pa.ChunkedArray] = []  # the first (key) column of the rows written
-
-    def add(
-        self,
-        candidate: _Candidate,
-        text,
-        before: Iterable[Failure] = (),
-        skipped: int = 0,
-        source: ParsedPacket | None = None,
-    ) -> pa.Table:
-        """Validate a candidate batch, write its valid rows; returns them.
-
-        `before` are failures of source lines that never became candidates (broken,
-        unrepresentable, a conflicting version): they count and are quarantined here.
-        `source`, when the candidates are that block's own rows, is accounted line by
-        line: each of its lines written, rejected, skipped or blank, exactly once.
-        """
-        before = list(before)
-        if candidate.validate_waiting:
-            valid, found = validate(SCHEMAS[self.table], candidate.rows)
-            valid = without_lines(valid, candidate.failures)
-        else:
-            valid, found = validate(SCHEMAS[self.table], without_lines(candidate.rows, candidate.failures))
-        failures = before + list(candidate.failures) + found
-        rejected = candidate.rows.num_rows - valid.num_rows + _distinct_lines(before)
-        self.rows_waiting += waiting_lines(failures)
-        self.rows_in += valid.num_rows + rejected + skipped
-        self.rows_written += valid.num_rows
-        self.rows_rejected += rejected
-        self.rows_skipped += skipped
-        if source is not None:
-            check_lines(f"{self.table} from {_text_key(source)}", source.lines, valid.num_rows,
-                        rejected, skipped, source.blank)
-            self.lines = (self.lines or 0) + source.lines
-            self.blank += source.blank
-        if failures:
-            self.failures.extend(failures)
-            self._quarantine.append(quarantine_jsonl(text.lines, failures))
-        if valid.num_rows:
-            self._keys.append(valid[self.schema.names[0]])
-            if self._writer is None:
-                # The key (the first column) holds about one value per row: a dictionary
-                # of it costs time and bytes (on 300k sales orders, without it the write
-                # takes 22% less CPU and the file is 8% smaller).
-                self._writer = pq.ParquetWriter(
-                    self._parquet, self.schema, compression="snappy", use_dictionary=self.schema.names[1:]
-                )
-            self._writer.write_table(valid.select(self.schema.names).cast(self.schema))
-            latest = pc.max(valid[UPDATED]).as_py()
-            self.updated = latest if self.updated is None else max(self.updated, latest)
-        return valid
-
-    @property
-    def written_keys(self) -> pa.Array:
-        if not self._keys:
-            return pa.array([], self.schema.field(0).type)
-        return pa.chunked_array(self._keys).combine_chunks().cast(self.schema.field(0).type)
-
-    def finish(self, packet_name: str) -> tuple[Output | None, TableReport, bytes]:
-        output = None
-        if self._writer is not None:
-            self._writer.close()
-            output = Output(self.table, self._parquet.getvalue(), self.rows_written, self.updated)
-        report = TableReport(
-            table=self.table,
-            source_packet=packet_name,
-            rows_in=self.rows_in,
-            rows_written=self.rows_written,
-            rows_rejected=self.rows_rejected,
-            rows_skipped=self.rows_skipped,
-            failures=_merged(self.failures),
-            rows_waiting=self.rows_waiting,
-            lines=self.lines,
-            blank=self.blank,
-        )
-        return output, report, b"".join(self._quarantine)
-
-
-def _text_key(packet: ParsedPacket) -> str:
-    blocks = packet.text.blocks if hasattr(packet.text, "blocks") else (packet.text,)
-    return ", ".join(sorted({b.key for b in blocks})) or "no objects"
-
-
-def _distinct_lines(failures: list[Failure]) -> int:
-    if not failures:
-        return 0
-    return len(np.unique(np.concatenate([f.lines for f in failures])))
-
-
-def _merged(failures: list[Failure]) -> tuple[Failure, ...]:
-    """One failure per (column, check) across blocks, for the report."""
-    groups: dict[tuple[str, str], list[Failure]] = {}
-    for failure in failures:
-        groups.setdefault((failure.column, failure.check), []).append(failure)
-    merged = []
-    for (column, check), group in sorted(groups.items()):
-        lines = np.concatenate([f.lines for f in group])
-        found = [e for f in group for e in f.examples]
-        merged.append(Failure(column, check, lines, tuple(found[:3])))
-    return tuple(merged)
-
-
-def _finish(
-    sinks: list[_TableSink], packet_name: str, state: pa.Table | None, history: tuple[HistoryUpdate, ...] = ()
-) -> Transformed:
-    outputs, reports, quarantine = [], [], {}
-    for sink in sinks:
-        output, report, lines = sink.finish(packet_name)
-        reports.append(report)
-        if output is not None:
-            outputs.append(output)
-        if lines:
-            quarantine[sink.table] = lines
-    outputs.sort(key=lambda o: OUTPUT_TABLES.index(o.table))
-    return Transformed(tuple(outputs), tuple(reports), quarantine, state, history)
+# What callers read from here.
+__all__ = ["Output", "Transformed", "replay_facts", "transform"]
 
 
 # -- dimensions -----------------------------------------------------------------
@@ -279,7 +111,7 @@ def _dimension_packet(
         bad = np.unique(np.concatenate([bad, *(f.lines for f in found)]))
     sinks = []
     for table, candidate in zip(source.outputs, candidates):  # own outputs first, then re-emitted
-        sink = _TableSink(table)
+        sink = TableSink(table)
         if table == source.primary_output:
             # Lines that never became rows count here, and so do rows older than the
             # state (skipped: nothing to emit) and rows rejected for their own values.
@@ -293,7 +125,7 @@ def _dimension_packet(
         sinks.append(sink)
     emitted = _emitted_keys(OUTPUTS[source.primary_output], plain) if _feeds(source) else None
     written = sinks[0].written_keys if _feeds(source) else None
-    return _finish(sinks, packet_name, st.with_emitted(new_state, states[source.name], source.key, emitted, written))
+    return finish(sinks, packet_name, st.with_emitted(new_state, states[source.name], source.key, emitted, written))
 
 
 def _feeds(source: SourceTable) -> bool:
@@ -301,7 +133,7 @@ def _feeds(source: SourceTable) -> bool:
     return OUTPUTS[source.primary_output].source == source.name
 
 
-def _own_failures(source: SourceTable, out: OutputTable, candidate: _Candidate) -> list[Failure]:
+def _own_failures(source: SourceTable, out: OutputTable, candidate: Candidate) -> list[Failure]:
     """The checks the changed rows of `source` fail on their own values, as `out`'s
     candidate shows them (not a missing parent: such a row waits in the state for it).
     In a re-emitted row only the columns taken from the parent are the parent's: a
@@ -315,7 +147,7 @@ def _own_failures(source: SourceTable, out: OutputTable, candidate: _Candidate) 
 
 def _dimension_rows(
     out: OutputTable, source: SourceTable, changed: pa.Table, states: Mapping[str, pa.Table]
-) -> _Candidate:
+) -> Candidate:
     """The rows of dimension `out` that a packet of `source` emits, as declared in
     runtime/tables.py: its own changed rows, each joined with its parents from the state
     (an unknown parent quarantines the row, which stays in the state and is emitted
@@ -325,12 +157,12 @@ def _dimension_rows(
     if out.source == source.name:
         parents = [st.with_lines(states[j.parent]) for j in out.joins]
         unknown = (referential(changed, j.column, _keys(states, j.parent), j.parent) for j in out.joins)
-        return _Candidate(out.name, build(changed, *parents), tuple(f for f in unknown if f))
+        return Candidate(out.name, build(changed, *parents), tuple(f for f in unknown if f))
     [join] = [j for j in out.joins if j.parent == source.name]
     children = st.with_lines(states[out.source])
     affected = children.filter(pc.is_in(children[join.column], value_set=changed[source.key].combine_chunks()))
     parents = [changed if j.parent == source.name else st.with_lines(states[j.parent]) for j in out.joins]
-    return _Candidate(out.name, build(affected, *parents))
+    return Candidate(out.name, build(affected, *parents))
 
 
 def _keys(states: Mapping[str, pa.Table], table: str) -> pa.Array:
@@ -380,7 +212,7 @@ def _fact_packets(
         for ref in fact.references:
             if ref.dimension not in known:
                 known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
-        sink = _TableSink(fact.name)
+        sink = TableSink(fact.name)
         sink.lines = 0  # it accounts the packet's lines, an empty packet's too
         versions = Versions(memories[source_name], _written_columns(fact.name))
         for packet_id, blocks in blocks_by_packet:
@@ -392,17 +224,17 @@ def _fact_packets(
                     referential(candidate, r.column, known[r.dimension], WAITED_FOR[r.dimension])
                     for r in fact.references
                 )
-                candidate = _Candidate(fact.name, candidate, tuple(f for f in unknown if f), validate_waiting=True)
+                candidate = Candidate(fact.name, candidate, tuple(f for f in unknown if f), validate_waiting=True)
                 valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
                 versions.written(valid)
                 dates.append(dim_date.referenced_dates(valid, fact.dates))
         sinks.append(sink)
         updates.append(versions.update())
-    calendar = _TableSink(CALENDAR_TABLE)
+    calendar = TableSink(CALENDAR_TABLE)
     written = [s for s in sinks if s.rows_written]
     if written:
         # Every date the written facts refer to, so the loader's foreign keys hold.
         all_dates = pc.unique(pa.chunked_array(dates, pa.date32()).combine_chunks())
         updated = max(s.updated for s in written)
-        calendar.add(_Candidate(CALENDAR_TABLE, dim_date.build(all_dates, updated)), None)
-    return _finish(sinks + [calendar], packet_name, None, tuple(updates))
+        calendar.add(Candidate(CALENDAR_TABLE, dim_date.build(all_dates, updated)), None)
+    return finish(sinks + [calendar], packet_name, None, tuple(updates))

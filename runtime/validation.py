@@ -247,7 +247,7 @@ class TableReport:
 
 
 def check_lines(what: str, lines: int, written: int, rejected: int, skipped: int, blank: int) -> None:
-    """Every line has exactly one fate (DESIGN §7b); anything else is a bug here."""
+    """Every line has exactly one fate (docs/design.md#line-screen); anything else is a bug here."""
     if lines != written + rejected + skipped + blank:
         raise LineAccountingError(
             f"{what}: {lines} lines but {written} written + {rejected} rejected + "

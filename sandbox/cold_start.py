@@ -8,7 +8,7 @@ by the runtime's Python version with nothing else on its path (`-S -s -P`, PYTHO
 that folder) and `-B`: nothing is written back (a build user may be root, whom file modes
 do not stop; on Lambda the folder is read-only), so every run is as cold as the first. Each run is a fresh process against moto's server on fresh resources:
 import `runtime.handler`, process one small event (currency packet 1), done. The figure
-is the median of the runs, import and first event together (DESIGN §11: an import moved
+is the median of the runs, import and first event together (docs/design.md#performance: an import moved
 into the first call is still counted).
 
 Each run also counts the asset modules the interpreter compiled from source instead of

@@ -1,5 +1,5 @@
 """The warehouse loader: the processed bucket's Parquet into the analysts' PostgreSQL
-(DESIGN §5, §8).
+(docs/design.md#keys, #observability).
 
 What a loader must do with this processor's output, and what this one does:
 
@@ -81,7 +81,7 @@ class WarehouseTable:
 
     name: str
     # The columns the processor writes (SERIALs excluded), as the Arrow fields their
-    # Parquet must hold (DESIGN §4's type mapping, NOT NULL as not nullable).
+    # Parquet must hold (docs/design.md#tables's type mapping, NOT NULL as not nullable).
     schema: pa.Schema
     primary_key: tuple[str, ...]
     references: frozenset[str]  # tables its foreign keys point at
@@ -141,7 +141,7 @@ def warehouse_tables(conn: psycopg.Connection) -> dict[str, WarehouseTable]:
             continue
         arrow = _arrow_type(*type_)
         if arrow is None:
-            raise LoadError(f"{table}.{column}: {type_[0]} has no Parquet type in DESIGN §4")
+            raise LoadError(f"{table}.{column}: {type_[0]} has no Parquet type in docs/design.md#tables")
         columns.setdefault(table, []).append(pa.field(column, arrow, nullable=nullable == "YES"))
     keys: dict[str, list[str]] = {}
     references: dict[str, set[str]] = {t: set() for t in columns}

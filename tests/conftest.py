@@ -11,6 +11,15 @@ from runtime import handler
 from sandbox.seed import LocalStack, create_resources
 
 
+def _baseline_log_level() -> int:
+    from runtime.observability import logger
+
+    return logger.log_level
+
+
+_BASELINE_LOG_LEVEL = _baseline_log_level()
+
+
 @pytest.fixture(autouse=True)
 def _log_level_restored():
     """The handler sets the shared logger's level from LOG_LEVEL at its cold start; a test
@@ -18,9 +27,9 @@ def _log_level_restored():
     test in the same worker reads."""
     from runtime.observability import logger
 
-    level = logger.log_level
+    logger.setLevel(_BASELINE_LOG_LEVEL)  # a session fixture may have run the handler
     yield
-    logger.setLevel(level)
+    logger.setLevel(_BASELINE_LOG_LEVEL)
 
 
 @pytest.fixture(scope="session")

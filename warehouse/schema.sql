@@ -1,4 +1,4 @@
--- The analysts' warehouse: the Sales, Purchases and Payments stars (DESIGN §4, §4b).
+-- The analysts' warehouse: the Sales, Purchases and Payments stars (docs/design.md#tables).
 --
 -- Every column the processor writes is here with the type its Parquet carries
 -- (int = int32, numeric(10,2) = decimal128(10,2), date = date32, time = time64[us],

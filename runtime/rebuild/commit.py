@@ -30,7 +30,7 @@ from runtime.rebuild.plan import REBUILD
 from runtime.rebuild.staging import StagedItem
 from runtime.star import ARROW_SCHEMAS, dim_date
 from runtime.tables import CALENDAR_TABLE, FACT_OF_SOURCE, OUTPUT_TABLES
-from runtime.transform import Output, Transformed, _Candidate, _TableSink
+from runtime.sink import Candidate, Output, TableSink, Transformed
 from runtime.versions import HistoryUpdate
 
 MUTATED = f"{REBUILD}mutated/"
@@ -82,8 +82,8 @@ def _with_memory(item: StagedItem, memory, name: str) -> Transformed:
         updated = pc.max(kept_versions[UPDATED]).as_py()
         outputs.append(Output(fact.name, body, rows.num_rows, updated))
         # dim_date from the rows written, through the same sink as a live packet's.
-        calendar = _TableSink(CALENDAR_TABLE)
-        calendar.add(_Candidate(CALENDAR_TABLE, dim_date.build(dim_date.referenced_dates(rows, fact.dates),
+        calendar = TableSink(CALENDAR_TABLE)
+        calendar.add(Candidate(CALENDAR_TABLE, dim_date.build(dim_date.referenced_dates(rows, fact.dates),
                                                                updated)), None)
         output, calendar_report, _ = calendar.finish(name)
         if output is not None:

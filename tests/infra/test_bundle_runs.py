@@ -7,7 +7,7 @@ stamped 1980-01-01) and unzipped read-only. Python 3.12, with no site-packages (
 against moto's server. Every module it loaded must come from the asset or the standard
 library (a trim rule that removed something needed fails here), and no module of the
 asset may have been compiled from source: the bytecode must survive the zip's
-timestamps (DESIGN §11).
+timestamps (docs/design.md#performance).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_memory_and_timeout_defaults_and_overrides(template, synth):
 
 
 def test_one_invocation_at_a_time(template):
-    # DESIGN §6: SSM has no compare-and-swap.
+    # docs/design.md#ordering: SSM has no compare-and-swap.
     template.has_resource_properties("AWS::Lambda::Function", {"ReservedConcurrentExecutions": 1})
 
 

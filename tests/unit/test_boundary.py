@@ -1,4 +1,4 @@
-"""The input boundary (DESIGN §7b): one test per defect class found by trying hostile
+"""The input boundary (docs/design.md#line-screen): one test per defect class found by trying hostile
 input, each through the real reading path and the pipeline over in-memory ports."""
 
 from __future__ import annotations
@@ -294,9 +294,9 @@ def test_the_limits_in_the_code_are_the_ones_readme_and_runbook_state():
 
 @pytest.mark.parametrize("key, compress", [("big.jsonl", lambda b: b), ("big.jsonl.gz", gzip.compress)])
 def test_an_object_over_the_size_cap_is_unreadable_gzip_bomb_or_not(monkeypatch, key, compress):
-    from runtime import reading
+    from runtime import framing
 
-    monkeypatch.setattr(reading, "MAX_OBJECT_BYTES", 10_000)
+    monkeypatch.setattr(framing, "MAX_OBJECT_BYTES", 10_000)
     body = compress(encode_lines([sales_order(i) for i in range(1, 100)]))  # about 35 KB of text
     with pytest.raises(UnreadableObjectError, match="object size cap"):
         parse_objects(SALES, [(key, body)])

@@ -1,4 +1,4 @@
-"""Fuzzing the input boundary (DESIGN §7b): real fixture rows interleaved with hostile
+"""Fuzzing the input boundary (docs/design.md#line-screen): real fixture rows interleaved with hostile
 lines, split into objects (some gzipped) and read in blocks of random sizes.
 
 Whatever comes, the reading path must give: no crash and no untyped error; every line

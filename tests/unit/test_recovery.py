@@ -1,4 +1,4 @@
-"""DESIGN §6 under failure: the process is killed after every single write, another
+"""docs/design.md#ordering under failure: the process is killed after every single write, another
 event is processed before the retry, and the end result must be exactly what an
 undisturbed run produces: every row once, packet numbers without gaps, ids right."""
 

@@ -1,4 +1,4 @@
-"""DESIGN §6 under failure, over the Purchases and Payments stars: the process is killed
+"""docs/design.md#ordering under failure, over the Purchases and Payments stars: the process is killed
 after every single write of events that carry payment_type, transaction, purchase_order
 and payment packets; another event is processed before the retry, and the end state must
 be byte for byte what an undisturbed run produces."""

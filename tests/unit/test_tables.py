@@ -4,12 +4,12 @@ import pytest
 
 from runtime import tables as t
 
-# DESIGN §4b / §6, as written there.
+# docs/design.md#tables, #ordering, as written there.
 DESIGN_ORDER = [
     "currency", "design", "address", "department", "counterparty", "staff",
     "payment_type", "transaction", "sales_order", "purchase_order", "payment",
 ]
-DESIGN_FEEDS = {  # DESIGN §3's table of sources and the outputs they feed
+DESIGN_FEEDS = {  # docs/design.md#input-layout's table of sources and the outputs they feed
     "sales_order": {"fact_sales_order", "dim_date"},
     "purchase_order": {"fact_purchase_order", "dim_date"},
     "payment": {"fact_payment", "dim_date"},

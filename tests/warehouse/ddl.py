@@ -1,5 +1,5 @@
 """The DDL's tables as the Arrow fields their Parquet must hold (the loader reads them
-from PostgreSQL's catalog with DESIGN §4's type mapping)."""
+from PostgreSQL's catalog with the type mapping of docs/design.md#tables)."""
 
 from __future__ import annotations
 

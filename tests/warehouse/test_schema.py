@@ -1,6 +1,6 @@
 """warehouse/schema.sql against what the processor writes: every output table's Parquet
 schema (as the runtime declares it) has exactly the DDL's columns, types and NOT NULL,
-and the DDL holds all eleven tables with the keys of DESIGN §4 and §4b.
+and the DDL holds all eleven tables with the keys of docs/design.md#tables.
 
 The DDL is read back from PostgreSQL's catalog after running it, so what is compared
 is what the warehouse really holds, not a parse of the text.
