@@ -68,7 +68,7 @@ class ProcessingConfig:
     # new accounts start with a reduced memory quota.
     memory_mb: int = 3008
     # 10 minutes: one packet takes seconds, but an invocation also finishes pending
-    # packets and catches up on gaps (DESIGN §6), all inside one run; the margin to
+    # packets and catches up on gaps (docs/design.md#backlog), all inside one run; the margin to
     # Lambda's 15-minute cap is left so the duration alarm can warn first.
     timeout_seconds: int = 600
     log_retention_days: int = 90

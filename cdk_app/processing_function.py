@@ -21,9 +21,9 @@ from cdk_app.lambda_platform import Target
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_12
 HANDLER = "runtime.handler.lambda_handler"
 
-# DESIGN §6: SSM Parameter Store has no compare-and-swap, so one invocation at a time.
+# docs/design.md#ordering: SSM Parameter Store has no compare-and-swap, so one invocation at a time.
 RESERVED_CONCURRENCY = 1
-# DESIGN §8: an asynchronous invocation that fails is run twice more, minutes apart.
+# docs/design.md#observability: an asynchronous invocation that fails is run twice more, minutes apart.
 RETRY_ATTEMPTS = 2
 # With one invocation at a time, events that arrive while it runs wait in Lambda's
 # asynchronous queue as throttled retries; 6 hours (the most Lambda allows) keeps them
