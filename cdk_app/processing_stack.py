@@ -1,7 +1,7 @@
 """The processing stack: composes the constructs, grants access, exports what callers need.
 
-Least privilege means the actions the code calls, on the resources it touches (DESIGN
-§12), written out rather than taken from `Bucket.grant_*`, whose action groups include
+Least privilege means the actions the code calls, on the resources it touches
+(docs/design.md#artefact), written out rather than taken from `Bucket.grant_*`, whose action groups include
 `s3:DeleteObjectVersion` (the versions are the way back), Object Lock actions and
 tagging, and `StringParameter.grant_read`, which includes `ssm:GetParameterHistory`:
 
@@ -205,7 +205,7 @@ def _acknowledge_object_arns(
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[{_objects_finding(ingestion, _source_objects(source.name))}]",
                 reason=f"Packet keys are {source.name}/{source.name}_packet_<id>_<timestamp>"
-                ".jsonl[.gz]; ids and timestamps are only known at run time (DESIGN §3).",
+                ".jsonl[.gz]; ids and timestamps are only known at run time (docs/design.md#input-layout).",
             )
         )
     Validations.of(role).acknowledge(
@@ -213,7 +213,7 @@ def _acknowledge_object_arns(
             id=f"AwsSolutions-IAM5[{_objects_finding(processed, '*')}]",
             reason="The processed bucket is the function's own: it writes every output "
             "table's prefix and its _state/, _pending/, _commits/ and _quarantine/ records, "
-            "with keys made at run time (DESIGN §5, §6).",
+            "with keys made at run time (docs/design.md#keys, #ordering).",
         )
     )
 

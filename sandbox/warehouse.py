@@ -15,7 +15,7 @@ What a loader must do with this processor's output, and what this one does:
 - A table whose primary key is written (a dimension) is upserted by that key, the
   later packet winning; a table whose key is the warehouse's SERIAL (a fact) is
   appended. Both are derived from warehouse/schema.sql through the catalog.
-- Only the tables' own prefixes are listed: the processor's `_` prefixes (§8) are
+- Only the tables' own prefixes are listed: the processor's `_` prefixes (docs/design.md#keys) are
   never read.
 - A file whose column names or Arrow types differ from the DDL is refused (COPY would
   cast text silently, e.g. round a third decimal place).

@@ -58,7 +58,7 @@ def test_other_changes_leave_the_parameters_untouched(template_json, synth):
 
 def test_the_stacks_parameters_are_the_table_graphs_in_dependency_order(template_json):
     """The stack names no table itself: its parameters are the graph's sources in
-    DESIGN's dependency order, then every output table."""
+    the design's dependency order (docs/design.md#ordering), then every output table."""
     from runtime.tables import OUTPUT_TABLES
     from tests.unit.test_tables import DESIGN_ORDER
 

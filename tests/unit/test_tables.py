@@ -1,4 +1,4 @@
-"""The table graph: what is derived from the one declaration, checked against DESIGN."""
+"""The table graph: what is derived from the one declaration, checked against the design (docs/design.md#tables, #ordering)."""
 
 import pytest
 
