@@ -20,7 +20,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.observability import (
+from runtime.names import (
     LATE_PACKET,
     PACKET_GAP,
     PACKETS_PROCESSED,

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.observability import METRIC_NAMES
+from runtime.names import METRIC_NAMES
 
 # Graphed like the runtime's metrics even where runtime/observability.py does not list it yet.
 ROWS_WAITING = "RowsWaiting"

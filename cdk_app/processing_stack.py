@@ -37,7 +37,7 @@ from cdk_app.dashboard import processing_dashboard
 from cdk_app.packet_ids import PacketIdParameters
 from cdk_app.processing_function import ProcessingFunction
 from cdk_app.rebuild_workflow import RebuildWorkflow
-from runtime.observability import NAMESPACE_ENV, SERVICE
+from runtime.names import NAMESPACE_ENV, SERVICE
 from runtime.tables import SOURCE_TABLES
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}

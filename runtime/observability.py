@@ -19,31 +19,40 @@ from typing import TextIO
 
 from aws_lambda_powertools import Logger
 
-SERVICE = "totesys-processing"
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
-DEFAULT_NAMESPACE = "TotesysProcessing"
-
-# The metric names the stack's alarms refer to.
-PACKETS_PROCESSED = "PacketsProcessed"
-ROWS_WRITTEN = "RowsWritten"
-ROWS_REJECTED = "RowsRejected"  # rows that need a fix at the source
-ROWS_WAITING = "RowsWaiting"  # fact rows waiting for a dimension key (they heal themselves)
-PACKET_GAP = "PacketGap"
-PROCESSING_FAILED = "ProcessingFailed"
-LATE_PACKET = "LatePacket"  # objects of a packet that was passed over have appeared
-SCHEMA_DRIFT = "SchemaDrift"  # a source packet's columns differ from the declaration
-SILENT_MUTATION = "SilentMutation"  # a fact version already written came back changed
-METRIC_NAMES = (
+from runtime.names import (
+    DEFAULT_NAMESPACE,
+    LATE_PACKET,
+    METRIC_NAMES,
+    NAMESPACE_ENV,
+    PACKET_GAP,
     PACKETS_PROCESSED,
-    ROWS_WRITTEN,
+    PROCESSING_FAILED,
     ROWS_REJECTED,
     ROWS_WAITING,
-    PACKET_GAP,
-    LATE_PACKET,
+    ROWS_WRITTEN,
     SCHEMA_DRIFT,
+    SERVICE,
     SILENT_MUTATION,
-    PROCESSING_FAILED,
 )
+
+# The names are runtime.names' (the stack reads them there); callers may read them here.
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "LATE_PACKET",
+    "METRIC_NAMES",
+    "NAMESPACE_ENV",
+    "PACKET_GAP",
+    "PACKETS_PROCESSED",
+    "PROCESSING_FAILED",
+    "ROWS_REJECTED",
+    "ROWS_WAITING",
+    "ROWS_WRITTEN",
+    "SCHEMA_DRIFT",
+    "SERVICE",
+    "SILENT_MUTATION",
+    "Metrics",
+    "logger",
+]
 
 logger = Logger(service=SERVICE, use_rfc3339=True)
 

@@ -127,3 +127,17 @@ def test_no_module_is_much_over_400_lines_unless_it_says_why(name):
     assert relative in WAIVED and ("kept whole" in doc or "lines" in doc), (
         f"{relative} has {lines} lines: split it by concern, or say in its docstring why it stays whole"
     )
+
+
+def test_the_cdk_app_imports_no_logging_or_data_library_of_the_runtime():
+    """The stack reads the runtime's names (runtime/names.py, runtime/tables.py), not its
+    logger: importing it must not load Powertools, pandas or pyarrow."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, cdk_app.processing_stack, app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aws_lambda_powertools', 'pandas', 'pyarrow', 'pandera'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
