@@ -103,7 +103,8 @@ replay: $(STAMP)
 ## reliability: AWS faults at the handler's call sites, real process kills, a 1,000-event
 ## warm-container soak, all against moto's server, and every kill sweep at every write
 ## (`make test` samples them); not part of `make test`
-SWEEPS := tests/unit/test_recovery.py tests/unit/test_recovery_warehouse.py tests/integration/test_recovery_over_s3.py
+SWEEPS := tests/unit/test_recovery.py tests/unit/test_recovery_warehouse.py tests/unit/test_recovery_replays.py \
+          tests/integration/test_recovery_over_s3.py
 .PHONY: reliability
 reliability: $(STAMP)
 	KILL_SWEEP=full $(PY) -m pytest -n auto tests/reliability $(SWEEPS) $(ARGS)
