@@ -105,9 +105,12 @@ replay: $(STAMP)
 ## (`make test` samples them); not part of `make test`
 SWEEPS := tests/unit/test_recovery.py tests/unit/test_recovery_warehouse.py tests/unit/test_recovery_replays.py \
           tests/integration/test_recovery_over_s3.py
+# The longest tests first, so no worker is left alone with one at the end.
+LONGEST_FIRST := tests/reliability/test_warm_container.py tests/reliability/test_replay_properties.py \
+                 tests/reliability/test_boundary_fuzz.py
 .PHONY: reliability
 reliability: $(STAMP)
-	KILL_SWEEP=full $(PY) -m pytest -n auto tests/reliability $(SWEEPS) $(ARGS)
+	KILL_SWEEP=full $(PY) -m pytest -n auto --dist worksteal $(LONGEST_FIRST) tests/reliability $(SWEEPS) $(ARGS)
 
 ## warehouse: `make run`, then its Parquet (out/) loaded packet by packet into a throwaway
 ## PostgreSQL 15 with warehouse/schema.sql and its foreign keys, and one analyst question
