@@ -142,7 +142,9 @@ def _function_of(session, stack_name: str, outdir: Path) -> str:
     `<stack>-<logical id>-<suffix>`, with the logical id from the deployed template.
     """
     template = json.loads((outdir / f"{stack_name}.template.json").read_text())
-    (logical_id,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    # The processing function, not the rebuild workflow's (same code, another role).
+    (logical_id,) = [k for k, r in template["Resources"].items()
+                     if r["Type"] == "AWS::Lambda::Function" and k.startswith("ProcessingFunction")]  # fmt: skip
     names = [f["FunctionName"] for page in session.client("lambda").get_paginator("list_functions").paginate()
              for f in page["Functions"] if f["FunctionName"].startswith(f"{stack_name}-{logical_id}")]  # fmt: skip
     if len(names) != 1:
