@@ -133,6 +133,14 @@ def cdk(args: list[str], env: dict[str, str], outdir: Path | None, cwd: Path = R
     say(f"  ({time.monotonic() - started:.0f} s)")
 
 
+def processing_function(template: dict) -> tuple[str, dict]:
+    """The processing function's logical id and resource: the stack has two functions
+    (the rebuild workflow runs the same code), told apart by their construct's id."""
+    (found,) = [(k, r) for k, r in template["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Function" and k.startswith("ProcessingFunction")]  # fmt: skip
+    return found
+
+
 def _function_of(session, stack_name: str, outdir: Path) -> str:
     """The function the stack created, when the stack reports no outputs.
 
@@ -142,9 +150,7 @@ def _function_of(session, stack_name: str, outdir: Path) -> str:
     `<stack>-<logical id>-<suffix>`, with the logical id from the deployed template.
     """
     template = json.loads((outdir / f"{stack_name}.template.json").read_text())
-    # The processing function, not the rebuild workflow's (same code, another role).
-    (logical_id,) = [k for k, r in template["Resources"].items()
-                     if r["Type"] == "AWS::Lambda::Function" and k.startswith("ProcessingFunction")]  # fmt: skip
+    logical_id, _ = processing_function(template)
     names = [f["FunctionName"] for page in session.client("lambda").get_paginator("list_functions").paginate()
              for f in page["Functions"] if f["FunctionName"].startswith(f"{stack_name}-{logical_id}")]  # fmt: skip
     if len(names) != 1:
@@ -166,7 +172,7 @@ def fetch_code(session, function_name: str, stack_name: str, into: Path) -> tupl
         # bucket that the deployed template names for this function.
         template = session.client("cloudformation").get_template(StackName=stack_name)["TemplateBody"]
         template = template if isinstance(template, dict) else json.loads(template)
-        (code,) = [r["Properties"]["Code"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+        code = processing_function(template)[1]["Properties"]["Code"]
         bucket = code["S3Bucket"]
         if isinstance(bucket, dict):  # Fn::Sub of the bootstrap bucket name
             bucket = bucket["Fn::Sub"].replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
