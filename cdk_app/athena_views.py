@@ -1,10 +1,11 @@
 """Direct queries (docs/design.md#catalog): the Glue tables over the processed bucket's
 packets, and the Athena views that present them as the loaded warehouse holds them.
 
-Generated from the one declaration, never written per table: the kind and key of each
-output table from runtime/tables.py and runtime/star/ (a dimension's key is its unique
-column), the columns and types from the Parquet schemas the runtime writes
-(runtime/star/ARROW_SCHEMAS). Pure: no CDK, no AWS. The stack stores the Glue tables
+Generated from the one declaration, never written per table: the kind of each output
+table from runtime/tables.py, its columns, their types (as the Parquet files the runtime
+writes carry them) and a dimension's key from runtime/columns.py, which the runtime's
+Parquet and pandera schemas derive from too. Pure: no CDK, no AWS, and nothing of
+pandas, pyarrow or pandera loaded. The stack stores the Glue tables
 and the views (cdk_app/catalog.py); `make query` and the tests run the same view SQL
 through DuckDB (sandbox/lake.py).
 
@@ -29,10 +30,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-import warnings
 from dataclasses import dataclass
 
-from runtime.tables import CALENDAR, DIMENSION, FACT, OUTPUT_TABLES, OUTPUTS
+from runtime.columns import OUTPUT_COLUMNS
+from runtime.tables import FACT, OUTPUTS
 
 # The catalog name under which Athena sees the account's Glue Data Catalog.
 ATHENA_CATALOG = "awsdatacatalog"
@@ -166,17 +167,14 @@ def decode_presto_view(text: str) -> dict:
 
 
 def lake_tables() -> tuple[LakeTable, ...]:
-    """Every output table, in the loader's order, from the declaration."""
-    with warnings.catch_warnings():
-        # pandera warns about the installed typeguard when imported; not the stack's concern.
-        warnings.filterwarnings("ignore", "Using typeguard < 3", UserWarning)
-        from runtime.star import ARROW_SCHEMAS, SCHEMAS
-    tables = []
-    for name in OUTPUT_TABLES:
-        kind = OUTPUTS[name].kind
-        unique = [c for c, column in SCHEMAS[name].columns.items() if column.unique]
-        if kind in (DIMENSION, CALENDAR) and len(unique) != 1:
-            raise ValueError(f"{name}: a dimension needs exactly one unique (key) column, has {unique}")
-        columns = tuple(Column(f.name, str(f.type)) for f in ARROW_SCHEMAS[name])
-        tables.append(LakeTable(name, kind, columns, unique[0] if kind != FACT else None))
-    return tuple(tables)
+    """Every output table, in the loader's order, from the declaration (runtime/columns.py:
+    pure data, so synth loads nothing of the runtime's data libraries)."""
+    return tuple(
+        LakeTable(
+            name,
+            OUTPUTS[name].kind,
+            tuple(Column(c.name, c.type) for c in declared.columns),
+            declared.key,
+        )
+        for name, declared in OUTPUT_COLUMNS.items()
+    )

@@ -123,16 +123,6 @@ def column(arrow_type: pa.DataType, *checks: pdv.Check, nullable: bool = False, 
     return pdv.Column(pd.ArrowDtype(arrow_type), list(checks), nullable=nullable, **kw)
 
 
-def arrow_schema(schema: pdv.DataFrameSchema) -> pa.Schema:
-    """The Parquet schema an output table is written with, derived from its pandera schema."""
-    return pa.schema(
-        [
-            pa.field(name, col.dtype.type.pyarrow_dtype, nullable=col.nullable)
-            for name, col in schema.columns.items()
-        ]
-    )
-
-
 def referential(candidate: pa.Table, column: str, known: pa.Array, what: str) -> Failure | None:
     """Rows whose `column` is not among the `known` keys (a dangling foreign key)."""
     bad = pc.invert(pc.fill_null(pc.is_in(candidate[column], value_set=known), False))

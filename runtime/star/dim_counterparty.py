@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "counterparty_id": column(pa.int32(), unique=True),
-        "counterparty_legal_name": column(pa.string()),
-        "counterparty_legal_address_line_1": column(pa.string()),
-        "counterparty_legal_address_line_2": column(pa.string(), nullable=True),
-        "counterparty_legal_district": column(pa.string(), nullable=True),
-        "counterparty_legal_city": column(pa.string()),
-        "counterparty_legal_postal_code": column(pa.string()),
-        "counterparty_legal_country": column(pa.string()),
-        "counterparty_legal_phone_number": column(pa.string()),
-    },
-    strict=True,
-)
+SCHEMA = table_schema("dim_counterparty")
 
 _ADDRESS = {
     "address_line_1": "counterparty_legal_address_line_1",

@@ -8,7 +8,8 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pycountry
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
 
 @cache
@@ -23,17 +24,14 @@ def iso_4217() -> pa.Table:
     )
 
 
-SCHEMA = pdv.DataFrameSchema(
+SCHEMA = table_schema(
+    "dim_currency",
     {
-        "currency_id": column(pa.int32(), unique=True),
-        "currency_code": column(
-            pa.string(),
+        "currency_code": (
             pdv.Check.str_matches(r"^[A-Z]{3}$", error="three upper-case letters"),
             pdv.Check.isin(iso_4217()["currency_code"].to_pylist(), error="an ISO 4217 code"),
         ),
-        "currency_name": column(pa.string()),
     },
-    strict=True,
 )
 
 

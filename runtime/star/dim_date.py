@@ -9,21 +9,20 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
 _SMALL = pa.int32()
-SCHEMA = pdv.DataFrameSchema(
+SCHEMA = table_schema(
+    "dim_date",
     {
-        "date_id": column(pa.date32(), unique=True),
-        "year": column(_SMALL),
-        "month": column(_SMALL, pdv.Check.in_range(1, 12)),
-        "day": column(_SMALL, pdv.Check.in_range(1, 31)),
-        "day_of_week": column(_SMALL, pdv.Check.in_range(1, 7)),
-        "day_name": column(pa.string(), pdv.Check.isin(list(calendar.day_name))),
-        "month_name": column(pa.string(), pdv.Check.isin(list(calendar.month_name)[1:])),
-        "quarter": column(_SMALL, pdv.Check.in_range(1, 4)),
+        "month": (pdv.Check.in_range(1, 12),),
+        "day": (pdv.Check.in_range(1, 31),),
+        "day_of_week": (pdv.Check.in_range(1, 7),),
+        "day_name": (pdv.Check.isin(list(calendar.day_name)),),
+        "month_name": (pdv.Check.isin(list(calendar.month_name)[1:]),),
+        "quarter": (pdv.Check.in_range(1, 4),),
     },
-    strict=True,
 )
 
 # English names by ISO weekday (1 = Monday) and month number; index 0 unused. Fixed

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import pandera.pandas as pdv
 import pyarrow as pa
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "design_id": column(pa.int32(), unique=True),
-        "design_name": column(pa.string()),
-        "file_location": column(pa.string()),
-        "file_name": column(pa.string()),
-    },
-    strict=True,
-)
+SCHEMA = table_schema("dim_design")
 
 
 def build(design: pa.Table) -> pa.Table:

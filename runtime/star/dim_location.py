@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import pandera.pandas as pdv
 import pyarrow as pa
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "location_id": column(pa.int32(), unique=True),
-        "address_line_1": column(pa.string()),
-        "address_line_2": column(pa.string(), nullable=True),
-        "district": column(pa.string(), nullable=True),
-        "city": column(pa.string()),
-        "postal_code": column(pa.string()),
-        "country": column(pa.string()),
-        "phone": column(pa.string()),
-    },
-    strict=True,
-)
+SCHEMA = table_schema("dim_location")
 
 
 def build(address: pa.Table) -> pa.Table:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import pandera.pandas as pdv
 import pyarrow as pa
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "payment_type_id": column(pa.int32(), unique=True),
-        "payment_type_name": column(pa.string()),
-    },
-    strict=True,
-)
+SCHEMA = table_schema("dim_payment_type")
 
 
 def build(payment_type: pa.Table) -> pa.Table:

@@ -6,20 +6,12 @@ import pandera.pandas as pdv
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "staff_id": column(pa.int32(), unique=True),
-        "first_name": column(pa.string()),
-        "last_name": column(pa.string()),
-        "department_name": column(pa.string()),
-        "location": column(pa.string()),
-        "email_address": column(
-            pa.string(), pdv.Check.str_matches(r"^[^@\s]+@[^@\s]+$", error="an email address")
-        ),
-    },
-    strict=True,
+SCHEMA = table_schema(
+    "dim_staff",
+    {"email_address": (pdv.Check.str_matches(r"^[^@\s]+@[^@\s]+$", error="an email address"),)},
 )
 
 

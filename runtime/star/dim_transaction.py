@@ -10,7 +10,8 @@ from __future__ import annotations
 import pandera.pandas as pdv
 import pyarrow as pa
 
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
 TYPES = ("SALE", "PURCHASE")
 
@@ -23,21 +24,16 @@ def _type_names_the_order(frame) -> object:
     return (frame["transaction_type"] == "SALE") == frame["sales_order_id"].notna()
 
 
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "transaction_id": column(pa.int32(), unique=True),
-        "transaction_type": column(pa.string(), pdv.Check.isin(list(TYPES), error="SALE or PURCHASE")),
-        "sales_order_id": column(pa.int32(), nullable=True),
-        "purchase_order_id": column(pa.int32(), nullable=True),
-    },
-    checks=[
+SCHEMA = table_schema(
+    "dim_transaction",
+    {"transaction_type": (pdv.Check.isin(list(TYPES), error="SALE or PURCHASE"),)},
+    frame_checks=(
         # ignore_na=False: a row with both ids null must fail too, not be skipped.
         pdv.Check(_exactly_one, ignore_na=False,
                   error="exactly one of sales_order_id and purchase_order_id is set"),
         pdv.Check(_type_names_the_order, ignore_na=False,
                   error="a SALE names a sales order, a PURCHASE a purchase order"),
-    ],
-    strict=True,
+    ),
 )
 
 

@@ -6,31 +6,14 @@ Its references and the dates dim_date must hold are declared in runtime/tables.p
 
 from __future__ import annotations
 
-import pandera.pandas as pdv
 import pyarrow as pa
 
 from runtime.star.audit import audit_columns
-from runtime.validation import LINE, UPDATED, column
+from runtime.star.schema import table_schema
+from runtime.validation import LINE, UPDATED
 
-_ID = pa.int32()
-SCHEMA = pdv.DataFrameSchema(
-    {
-        "payment_id": column(_ID),
-        "created_date": column(pa.date32()),
-        "created_time": column(pa.time64("us")),
-        "last_updated_date": column(pa.date32()),
-        "last_updated_time": column(pa.time64("us")),
-        "transaction_id": column(_ID),
-        "counterparty_id": column(_ID),
-        # numeric(10,2) exactly, enforced where rows are read; refunds may be negative.
-        "payment_amount": column(pa.decimal128(10, 2)),
-        "currency_id": column(_ID),
-        "payment_type_id": column(_ID),
-        "paid": column(pa.bool_()),
-        "payment_date": column(pa.date32()),
-    },
-    strict=True,
-)
+# payment_amount is numeric(10,2) exactly, enforced where rows are read; refunds may be negative.
+SCHEMA = table_schema("fact_payment")
 
 _SAME = ("payment_id", "transaction_id", "counterparty_id", "payment_amount", "currency_id",
          "payment_type_id", "paid", "payment_date")

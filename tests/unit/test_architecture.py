@@ -129,15 +129,86 @@ def test_no_module_is_much_over_400_lines_unless_it_says_why(name):
     )
 
 
-def test_the_cdk_app_imports_no_logging_or_data_library_of_the_runtime():
-    """The stack reads the runtime's names (runtime/names.py, runtime/tables.py), not its
-    logger: importing it must not load Powertools, pandas or pyarrow."""
+# What the runtime loads and the CDK app must not (docs/design.md#artefact): synth reads
+# the runtime's declarations (runtime/names.py, tables.py, columns.py), never its code.
+RUNTIME_LIBRARIES = {"aws_lambda_powertools", "pandas", "pyarrow", "pandera"}
+
+
+def external_imports(path: Path) -> set[str]:
+    """The top-level names of every absolute import in `path`, at any depth of its code
+    (a function's lazy import included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def reached_from(roots: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """Every project module the roots import, directly or through others, at any depth
+    (a package's __init__ runs before any of its submodules)."""
+    reached, todo = set(), list(roots)
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        todo += [*edges.get(name, ()), *(p for p in parents if p in edges)]
+    return reached
+
+
+def synth_modules() -> dict[str, Path]:
+    """The CDK app's modules and the entry point, and every project module they reach."""
+    found = modules() | {"app": ROOT / "app.py"}
+    known = set(found)
+    edges = {name: imports_of(name, path, known) for name, path in found.items()}
+    roots = {"app"} | {n for n in found if n == "cdk_app" or n.startswith("cdk_app.")}
+    return {name: found[name] for name in sorted(reached_from(roots, edges))}
+
+
+def test_the_import_reader_sees_a_lazy_import_inside_a_function(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def tables():\n    from runtime.star import SCHEMAS\n    import pyarrow.parquet\n")
+    assert external_imports(source) == {"runtime", "pyarrow"}
+    assert imports_of("cdk_app.m", source, {"runtime.star", "cdk_app.m"}) == {"runtime.star"}
+    # runtime.star.x runs runtime.star's __init__ (and runtime's) first.
+    edges = {"cdk_app.m": {"runtime.star.x"}, "runtime.star.x": set(), "runtime.star": set(), "runtime": set()}
+    assert reached_from({"cdk_app.m"}, edges) == {"cdk_app.m", "runtime.star.x", "runtime.star", "runtime"}
+
+
+def test_no_module_the_cdk_app_reaches_imports_a_runtime_library_even_lazily():
+    """Read from the source, so an import inside a function that no test calls is seen too."""
+    reached = synth_modules()
+    assert "cdk_app.athena_views" in reached and "runtime.columns" in reached
+    offending = {
+        name: sorted(external_imports(path) & RUNTIME_LIBRARIES)
+        for name, path in reached.items()
+        if external_imports(path) & RUNTIME_LIBRARIES
+    }
+    assert offending == {}, f"imported at synth, directly or through a project module: {offending}"
+
+
+def test_building_the_catalog_loads_no_logging_or_data_library_of_the_runtime():
+    """At run time: the stack's modules imported and the catalog (its Glue tables and
+    views, built from the output tables' declaration) constructed, none of the runtime's
+    libraries is loaded."""
     import subprocess
     import sys
 
     probe = (
-        "import sys, cdk_app.processing_stack, app; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'aws_lambda_powertools', 'pandas', 'pyarrow', 'pandera'}))"
+        "import sys, app, cdk_app.processing_stack\n"
+        "import aws_cdk as cdk\n"
+        "from aws_cdk import aws_s3 as s3\n"
+        "from cdk_app.catalog import Catalog\n"
+        "stack = cdk.Stack(cdk.App(), 'Probe')\n"
+        "catalog = Catalog(stack, 'Catalog', stage='probe', processed=s3.Bucket(stack, 'Processed'))\n"
+        "print(len(catalog.tables))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(RUNTIME_LIBRARIES)!r})))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    tables, loaded = out.stdout.strip().splitlines()[-2:]
+    assert int(tables) == 11
+    assert loaded == "[]"

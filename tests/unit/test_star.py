@@ -13,7 +13,9 @@ from hypothesis import strategies as hst
 from runtime import state as st
 from runtime.parquet import from_parquet
 from runtime.reading import parse_objects
-from runtime.star import ARROW_SCHEMAS
+from runtime.columns import OUTPUT_COLUMNS
+from runtime.star import ARROW_SCHEMAS, SCHEMAS
+from runtime.star.schema import arrow_type, table_schema
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES
 from runtime.transform import transform
 from tests.harness import (
@@ -121,6 +123,28 @@ def test_each_output_schema_is_exactly_the_ddl(table):
     got = [(f.name, str(f.type) + ("?" if f.nullable else "")) for f in schema]
     assert got == DDL[table]
 
+
+
+@pytest.mark.parametrize("table", OUTPUT_TABLES)
+def test_the_pandera_schema_is_the_declared_columns_with_the_key_unique(table):
+    """runtime/columns.py is the one declaration: the pandera schema and the Parquet
+    schema both follow it, and only a dimension's (or dim_date's) key is unique."""
+    declared = OUTPUT_COLUMNS[table]
+    schema = SCHEMAS[table]
+    assert tuple(schema.columns) == declared.names == tuple(ARROW_SCHEMAS[table].names)
+    assert [c for c, col in schema.columns.items() if col.unique] == ([declared.key] if declared.key else [])
+    assert schema.strict is True
+    for c in declared.columns:
+        assert schema.columns[c.name].dtype.type.pyarrow_dtype == arrow_type(c.type)
+        assert schema.columns[c.name].nullable == c.nullable
+
+
+def test_a_type_text_that_names_no_arrow_type_or_a_check_on_no_column_is_refused():
+    assert arrow_type("decimal128(10, 2)") == pa.decimal128(10, 2)
+    with pytest.raises(ValueError, match="no Arrow type"):
+        arrow_type("decimal(10,2)")
+    with pytest.raises(ValueError, match="undeclared columns"):
+        table_schema("dim_design", {"design_title": ()})
 
 def test_dim_currency_names_come_from_iso_4217():
     result = run("currency", [currency(1, "GBP"), currency(2, "USD"), currency(3, "EUR")])
