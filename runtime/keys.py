@@ -121,7 +121,19 @@ def replay_id(value: int | str) -> str:
 
 
 def replay_commit_key(replay: int | str) -> str:
-    return f"{REPLAY_COMMITS}fact_sales_order_replay_{replay_id(replay)}.json"
+    """A replay's commit record (one for all the facts it offers again)."""
+    return f"{REPLAY_COMMITS}replay_{replay_id(replay)}.json"
+
+
+def earlier_replay_commit_keys(replay: int | str) -> tuple[str, ...]:
+    """The names earlier versions gave a replay's commit record: one committed under
+    such a name before an upgrade is found there and finished, never run again."""
+    return (f"{REPLAY_COMMITS}fact_sales_order_replay_{replay_id(replay)}.json",)
+
+
+def replay_commit_keys(replay: int | str) -> tuple[str, ...]:
+    """Every key a replay's commit record may be under, its own first."""
+    return (replay_commit_key(replay), *earlier_replay_commit_keys(replay))
 
 
 def quarantine_prefix(output_table: str) -> str:

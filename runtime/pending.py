@@ -121,7 +121,7 @@ def queue_after(store: ProcessedStore, current: str, replay: str) -> None:
     unless one is queued there already or this one ran."""
     seq, _ = keys.parse_pending_key(current)
     key = keys.pending_key(seq, replay_after=True)
-    if store.read(key) is not None or store.read(keys.replay_commit_key(replay)) is not None:
+    if store.read(key) is not None or any(store.read(k) is not None for k in keys.replay_commit_keys(replay)):
         return
     store.put_if_absent(key, json.dumps({"packets": [], REPLAY: replay}).encode(), {})
     logger.info("facts wait for dimensions that just arrived: replay queued", extra={"replay": replay})

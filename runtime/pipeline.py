@@ -219,9 +219,9 @@ class Pipeline:
         """The commit steps (docs/design.md#commit-steps), written once: every path
         (a packet, a packet passed over, a late packet, a replay, the rebuild's ordered
         commit) commits through here, with its own keys and its own step 2."""
-        existing = self._store.read(space.record_key)  # step 1
-        if existing is not None:
-            record = CommitRecord.from_json(space.record_key, existing)
+        found = space.find_record(self._store.read)  # step 1
+        if found is not None:
+            record = CommitRecord.from_json(*found)
             if record.skipped:
                 logger.warning("packet was skipped by an operator", extra={"packet": space.name, "skip": record.skipped})
             else:

@@ -27,6 +27,16 @@ class CommitSpace(NamedTuple):
     record_key: str
     quarantine_key: Callable[[str], str]  # output table -> its quarantine file
     state_key: str | None = None  # a dimension packet's new state; None: keeps none
+    # Names an earlier version wrote this record under: a record found there is finished.
+    earlier_record_keys: tuple[str, ...] = ()
+
+    def find_record(self, read: Callable[[str], bytes | None]) -> tuple[str, bytes] | None:
+        """Step 1: the record already written, under its key or an earlier name, or None."""
+        for key in (self.record_key, *self.earlier_record_keys):
+            data = read(key)
+            if data is not None:
+                return key, data
+        return None
 
 
 class Computed(NamedTuple):

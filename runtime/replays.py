@@ -88,7 +88,8 @@ def run_replay(p: Committer, replay: str, watch: WaitWatch | None = None) -> Pac
         return Computed(CommitRecord(REPLAY, 0, replayed=tuple(taken)), result)
 
     space = CommitSpace(
-        name, keys.replay_commit_key(replay), lambda output_table: keys.replay_quarantine_key(output_table, replay)
+        name, keys.replay_commit_key(replay), lambda output_table: keys.replay_quarantine_key(output_table, replay),
+        earlier_record_keys=keys.earlier_replay_commit_keys(replay),
     )
     record, outcome = p.commit(space, compute)
     if outcome.status == "recovered":

@@ -27,6 +27,16 @@ def test_processor_keys():
     assert keys.parse_pending_key("_pending/../x.json") is None
 
 
+
+def test_a_replay_commit_record_is_named_after_the_replay_not_one_fact():
+    """One record covers all three facts; the name earlier versions used is still looked up."""
+    assert keys.replay_commit_key(3) == "_commits/replay/replay_3.json"
+    assert keys.replay_commit_keys("after_staff_packet_2") == (
+        "_commits/replay/replay_after_staff_packet_2.json",
+        "_commits/replay/fact_sales_order_replay_after_staff_packet_2.json",
+    )
+    assert all(k.startswith(keys.REPLAY_COMMITS) for k in keys.replay_commit_keys(3))
+
 @pytest.mark.parametrize("table", ["../staff", "staff/../../x", "", "payments", "dim_staff"])
 def test_no_key_is_built_for_an_undeclared_source_table(table):
     with pytest.raises(ValueError):

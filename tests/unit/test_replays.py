@@ -11,6 +11,7 @@ import pytest
 
 from runtime import keys
 from runtime.waits import WaitWatch, open_waits
+from tests.fakes import SimulatedKill
 from tests.harness import Harness, sales_order, staff
 
 V = "2023-02-01T10:00:00"  # the version (X, V) the examples send several times
@@ -222,3 +223,43 @@ def test_open_waits_show_where_each_came_from_for_the_operator(h):
     [left] = [w.to_view() for w in open_waits(h.processed)]
     assert (left["packet"], left["line"], left["waits_for"]) == (2, 1, {"staff": 22})
     assert "_from_replay_" in left["file"] and left["since"] == views[1]["since"]
+
+
+def waiting_for_staff_21() -> Harness:
+    """A fact waits for staff 21; staff packet 2 brings it (the event not yet run)."""
+    h = Harness()
+    h.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(7, updated=V, staff_id=21)])
+    h.invoke("sales_order:1")
+    h.upload("staff", 2, [staff_21()])
+    return h
+
+
+def test_a_replay_committed_under_its_earlier_name_is_finished_once_after_an_upgrade():
+    """An earlier version named every replay's record fact_sales_order_replay_{id}: one
+    committed (step 4) but not applied (step 5) before an upgrade is found under that
+    name and finished, its outputs made visible once, nothing computed or written again."""
+    replay = "after_staff_packet_2"
+    new, old = keys.replay_commit_key(replay), f"{keys.REPLAY_COMMITS}fact_sales_order_replay_{replay}.json"
+    reference = waiting_for_staff_21()
+    before = reference.writes.count
+    reference.invoke("staff:2")
+    record_written_at = reference.writes.log.index(f"put {new}", before) + 1
+
+    h = waiting_for_staff_21()
+    h.writes.kill_after = record_written_at  # killed right after the record, before step 5
+    with pytest.raises(SimulatedKill):
+        h.invoke("staff:2")
+    h.processed.put(old, h.processed.objects.pop(new))  # as the earlier version named it
+    h.processed.metadata[old] = h.processed.metadata.pop(new)
+    assert h.ids.values != reference.ids.values  # its outputs not visible yet
+
+    h.invoke("staff:2")  # the retry, by the upgraded code
+    assert h.processed.list_keys(keys.REPLAY_COMMITS) == [old]
+    assert h.processed.objects[old] == reference.processed.objects[new]
+    assert {k: v for k, v in h.processed.objects.items() if k != old} == {
+        k: v for k, v in reference.processed.objects.items() if k != new
+    }
+    assert h.ids.values == reference.ids.values
+    assert [s for s, _ in versions_of(h, 7)] == [21] and open_waits(h.processed) == []
+    h.check_invariants()
