@@ -38,10 +38,9 @@ from runtime import drift
 from runtime import tables as t
 from runtime.blocks import LINE, Block, PacketText, ParsedPacket
 from runtime.coerce import COERCED_TYPES, WRITTEN_TOLERANCE, coerce, coerced_schema, read_schema
-from runtime.errors import LineAccountingError
 from runtime.framing import BLOCK_BYTES, MAX_OBJECT_BYTES, read_blocks
 from runtime.screen import MAX_LINE_BYTES, screen
-from runtime.validation import Failure
+from runtime.validation import Failure, check_lines
 
 # What callers read from here: the parse, and the boundary's units and limits.
 __all__ = [
@@ -132,11 +131,8 @@ def parse_block(source: t.SourceTable, block: Block, written_at: datetime | None
     if unknown:
         pieces = [p.select([*schema.names, LINE]) for p in pieces]
     raw = pa.concat_tables(pieces) if pieces else _empty_rows(schema)
-    if raw.num_rows + len(broken) + screened.blank != block.line_count:
-        raise LineAccountingError(
-            f"{block.key}: {block.line_count} lines from line {block.object_line + 1} but "
-            f"{raw.num_rows} rows + {len(broken)} broken + {screened.blank} blank"
-        )
+    check_lines(f"{block.key} from line {block.object_line + 1}", block.line_count, screened.blank,
+                rows=raw.num_rows, broken=len(broken))
     failures = [_broken_failure(block, broken)] if broken else []
     missing = []
     if any(raw[name].null_count for name in schema.names):

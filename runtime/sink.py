@@ -1,7 +1,8 @@
 """Where a packet's rows go (docs/design.md#validation, #line-screen): one sink per output
 table takes candidate rows block by block, validates them (pandera), streams the valid
 ones as Parquet row groups, keeps the rejected ones as quarantine lines and accounts
-for every line, so lines = written + rejected + skipped + blank holds per table.
+the lines of the blocks it took, so its report can check that lines = written +
+rejected + skipped + blank (runtime.validation.check_lines, the one check).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from runtime.validation import (
     UPDATED,
     Failure,
     TableReport,
-    check_lines,
     quarantine_jsonl,
     validate,
     waiting_lines,
@@ -108,9 +108,7 @@ class TableSink:
         self.rows_written += valid.num_rows
         self.rows_rejected += rejected
         self.rows_skipped += skipped
-        if source is not None:
-            check_lines(f"{self.table} from {_text_key(source)}", source.lines, valid.num_rows,
-                        rejected, skipped, source.blank)
+        if source is not None:  # its lines, checked on the report (validation.check_lines)
             self.lines = (self.lines or 0) + source.lines
             self.blank += source.blank
         if failures:
@@ -154,11 +152,6 @@ class TableSink:
             blank=self.blank,
         )
         return output, report, b"".join(self._quarantine)
-
-
-def _text_key(packet: ParsedPacket) -> str:
-    blocks = packet.text.blocks if hasattr(packet.text, "blocks") else (packet.text,)
-    return ", ".join(sorted({b.key for b in blocks})) or "no objects"
 
 
 def _distinct_lines(failures: list[Failure]) -> int:

@@ -217,8 +217,8 @@ class TableReport:
 
     def __post_init__(self) -> None:
         if self.lines is not None:
-            check_lines(f"{self.table} from {self.source_packet}", self.lines, self.rows_written,
-                        self.rows_rejected, self.rows_skipped, self.blank)
+            check_lines(f"{self.table} from {self.source_packet}", self.lines, self.blank,
+                        written=self.rows_written, rejected=self.rows_rejected, skipped=self.rows_skipped)
 
     def to_log(self) -> dict:
         log = {
@@ -236,13 +236,14 @@ class TableReport:
         return log
 
 
-def check_lines(what: str, lines: int, written: int, rejected: int, skipped: int, blank: int) -> None:
-    """Every line has exactly one fate (docs/design.md#line-screen); anything else is a bug here."""
-    if lines != written + rejected + skipped + blank:
-        raise LineAccountingError(
-            f"{what}: {lines} lines but {written} written + {rejected} rejected + "
-            f"{skipped} skipped + {blank} blank"
-        )
+def check_lines(what: str, lines: int, blank: int, **fates: int) -> None:
+    """The line rule (docs/design.md#line-screen), checked here and nowhere else: every
+    line has exactly one fate, so `lines` = the `fates` counts (written, rejected,
+    skipped; or, as the reading has them, rows and broken) + `blank`. Anything else is
+    a bug in the processor, raised rather than a line silently lost or counted twice."""
+    if lines != sum(fates.values()) + blank:
+        counted = " + ".join(f"{n} {fate}" for fate, n in fates.items())
+        raise LineAccountingError(f"{what}: {lines} lines but {counted} + {blank} blank")
 
 
 def quarantine_jsonl(source_lines: callable, failures: Sequence[Failure]) -> bytes:

@@ -317,5 +317,5 @@ def test_a_line_without_exactly_one_fate_is_a_typed_error_not_a_silent_loss(monk
         return Screened(found.candidates[1:], found.blank, found.rejected, False)
 
     monkeypatch.setattr(reading, "screen", losing_a_line)
-    with pytest.raises(LineAccountingError, match="3 lines from line 1 but 2 rows"):
+    with pytest.raises(LineAccountingError, match="k.jsonl from line 1: 3 lines but 2 rows"):
         parse_objects(SALES, [("k.jsonl", encode_lines([sales_order(1), sales_order(2), sales_order(3)]))])
