@@ -36,7 +36,6 @@ from dataclasses import asdict  # noqa: E402
 from runtime.operations_args import ArgumentRefused, one_line  # noqa: E402
 from runtime.operations_core import (  # noqa: E402,F401  (re-exported: the commands' functions)
     OperationRefused,
-    Plan,
     dlq_messages,
     late,
     open_waits,

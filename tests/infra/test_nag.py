@@ -30,9 +30,9 @@ def acknowledgments(app: cdk.App) -> dict[str, dict[str, str]]:
     """Acknowledged rule ids and their reasons, by construct path."""
     found: dict[str, dict[str, str]] = {}
     for construct in app.node.find_all():
-        for entry in construct.node.metadata:
-            if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
-                found.setdefault(construct.node.path, {}).update(entry.data)
+        for item in construct.node.metadata:
+            if item.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                found.setdefault(construct.node.path, {}).update(item.data)
     return found
 
 

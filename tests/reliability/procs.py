@@ -22,6 +22,7 @@ Answers: {"exit": code, "writes": [...], "error": "Type: message" | null, ...}.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -137,12 +138,8 @@ def _child(command: dict, fd: int) -> None:
 
 
 def _preload() -> None:
-    import boto3  # noqa: F401
-
-    import runtime.handler  # noqa: F401
-    import runtime.pipeline  # noqa: F401
-    import runtime.transform  # noqa: F401
-    import tests.reliability.faults  # noqa: F401
+    for module in ("boto3", "runtime.handler", "runtime.pipeline", "runtime.transform", "tests.reliability.faults"):
+        importlib.import_module(module)
 
 
 def zygote() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3

@@ -212,3 +212,34 @@ def test_building_the_catalog_loads_no_logging_or_data_library_of_the_runtime():
     tables, loaded = out.stdout.strip().splitlines()[-2:]
     assert int(tables) == 11
     assert loaded == "[]"
+
+
+def unused_imports(path: Path) -> list[str]:
+    """Names a module imports (at any depth) and never reads, nor lists in `__all__`:
+    leftovers (a deliberate side-effect import says so with importlib.import_module)."""
+    tree = ast.parse(path.read_text(), str(path))
+    bound: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and getattr(node, "module", None) != "__future__":
+            for alias in node.names:
+                bound.setdefault(alias.asname or alias.name.split(".")[0], node.lineno)
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    exported = {
+        c.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)
+        for c in ast.walk(n.value)
+        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+    }
+    return [f"{name} (line {line})" for name, line in sorted(bound.items()) if name not in read | exported]
+
+
+def test_the_unused_import_finder_sees_a_leftover_even_inside_a_function(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("import os\nfrom a import B, C\n__all__ = ['C']\ndef f():\n    import runtime.x\n    return os\n")
+    assert unused_imports(source) == ["B (line 2)", "runtime (line 5)"]
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_module_imports_a_name_it_never_uses(name):
+    assert unused_imports(modules()[name]) == []

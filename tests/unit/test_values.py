@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.reading import WRITTEN_TOLERANCE, coerce, parse_objects
+from runtime.reading import WRITTEN_TOLERANCE, parse_objects
 from runtime.tables import SOURCES
 from runtime.validation import NOT_BLANK, NO_NUL
 from tests.harness import Harness, design, encode_lines, sales_order, staff
