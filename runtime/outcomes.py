@@ -15,23 +15,20 @@ from runtime.observability import (
     logger,
 )
 from runtime.pending import REPLAY
-from runtime.records import CommitRecord, PacketOutcome
+from runtime.records import CommitRecord, PacketLines, PacketOutcome
 from runtime.tables import SOURCES
 from runtime.transform import Transformed
 from runtime.versions import HistoryUpdate
 
-ROWS_SEEN = "__rows"  # in the lines-per-object count of a packet: its non-blank lines
-
 
 def count(
-    metrics: Metrics, name: str, record: CommitRecord, result: Transformed, lines: dict[str, int] | None = None
+    metrics: Metrics, name: str, record: CommitRecord, result: Transformed, packet_lines: PacketLines | None = None
 ) -> PacketOutcome:
     """What one commit wrote, logged and counted: the validation reports, the fact
     memory's re-sends, supersessions and changes, the metrics; and its outcome."""
-    lines = dict(lines) if lines is not None else None
-    rows_seen = lines.pop(ROWS_SEEN) if lines is not None else None
+    lines = packet_lines.per_object if packet_lines is not None else None
     empty_objects = tuple(key for key, n in (lines or {}).items() if n == 0)
-    empty_packet = rows_seen == 0
+    empty_packet = packet_lines is not None and packet_lines.rows == 0
     if empty_objects:
         logger.warning("objects that hold no lines", extra={"packet": name, "keys": list(empty_objects[:10]),
                                                             "count": len(empty_objects)})

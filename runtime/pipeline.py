@@ -36,7 +36,7 @@ from runtime.observability import (
     Metrics,
     logger,
 )
-from runtime.outcomes import ROWS_SEEN, count
+from runtime.outcomes import count
 from runtime.parquet import to_parquet
 from runtime.pending import (
     REPLAY,
@@ -50,7 +50,9 @@ from runtime.pending import (
 )
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import parse_block, read_blocks
-from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary, WrittenObject
+from runtime.records import (
+    CommitRecord, CommitSpace, Computed, PacketLines, PacketOutcome, RunSummary, WrittenObject,
+)
 from runtime.replays import facts_waiting_for, run_replay
 from runtime.tables import (
     SOURCES,
@@ -64,7 +66,6 @@ from runtime.waits import DEFAULT_ALARM_HOURS, WaitWatch
 
 # What callers import from here: the pipeline, its records and the operators' requests.
 __all__ = [
-    "ROWS_SEEN",
     "CommitRecord",
     "PacketOutcome",
     "Pipeline",
@@ -78,7 +79,7 @@ __all__ = [
 
 # Computes step 2's outputs of a packet: (table, packet name, its object keys) ->
 # (the transformed packet, the lines each object held).
-Compute = Callable[[str, str, list[str]], "tuple[Transformed, dict[str, int]]"]
+Compute = Callable[[str, str, list[str]], "tuple[Transformed, PacketLines]"]
 
 
 class _OutOfTime(Exception):
@@ -275,15 +276,14 @@ class Pipeline:
 
     def transform_packet(
         self, table: str, name: str, object_keys: list[str], memory: history.FactMemory | None = None
-    ) -> tuple[Transformed, dict[str, int]]:
-        """The packet's objects transformed; and the lines each object held. A fact
-        source's against `memory` when given, else the committed fact memory."""
+    ) -> tuple[Transformed, PacketLines]:
+        """The packet's objects transformed; and the lines they held. A fact source's
+        against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
         states = {t: self.state(t) for t in STATE_INPUTS[table]}
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
-        lines = dict.fromkeys(object_keys, 0)
-        lines[ROWS_SEEN] = 0  # lines that are rows (or broken rows), not blank
+        lines, blank = dict.fromkeys(object_keys, 0), dict.fromkeys(object_keys, 0)
 
         # No row may be newer than the object that carries it (a 9999 stamp would win
         # its key forever).
@@ -292,9 +292,9 @@ class Pipeline:
 
         def counted(blocks):
             for block in blocks:
-                lines[block.key] += block.line_count
                 parsed = self._seen(drift, parse_block(source, block, written[block.key]))
-                lines[ROWS_SEEN] += parsed.rows.num_rows + sum(f.count for f in parsed.failures)
+                lines[block.key] += parsed.lines
+                blank[block.key] += parsed.blank
                 yield parsed
 
         blocks = counted(read_blocks(objects))
@@ -308,7 +308,7 @@ class Pipeline:
                 extra={"packet": name, "table": table, **drift.to_log()},
             )
             self._metrics.add(SCHEMA_DRIFT, table)
-        return result, lines
+        return result, PacketLines(lines, sum(lines.values()) - sum(blank.values()))
 
     def _write(
         self, name: str, record: CommitRecord, result: Transformed, quarantine_key, commit_key: str

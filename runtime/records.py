@@ -39,14 +39,22 @@ class CommitSpace(NamedTuple):
         return None
 
 
+class PacketLines(NamedTuple):
+    """What a packet's objects held, as the reading counted them: the lines of each
+    object, and how many of all those lines were not blank (rows, or broken rows)."""
+
+    per_object: dict[str, int]
+    rows: int
+
+
 class Computed(NamedTuple):
     """Step 2 of a commit: the record's own fields, what the transform made, and the
-    lines each object held (None where there are no source objects: a replay).
+    lines its objects held (None where there are no source objects: a replay).
     `result` None commits the record alone (a packet passed over)."""
 
     record: "CommitRecord"
     result: object | None  # runtime.transform.Transformed (not imported: records stay low)
-    lines: dict[str, int] | None = None
+    lines: PacketLines | None = None
 
 
 class Pending(NamedTuple):

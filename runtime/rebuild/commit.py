@@ -28,6 +28,7 @@ from runtime.pipeline import Pipeline
 from runtime.ports import ProcessedStore
 from runtime.rebuild.plan import REBUILD
 from runtime.rebuild.staging import StagedItem
+from runtime.records import PacketLines
 from runtime.star import ARROW_SCHEMAS, dim_date
 from runtime.tables import CALENDAR_TABLE, FACT_OF_SOURCE, OUTPUT_TABLES
 from runtime.sink import Candidate, Output, TableSink, Transformed
@@ -44,7 +45,7 @@ def mutated_key(table: str, packet_id: int) -> str:
 def staged_compute(pipeline: Pipeline, store: ProcessedStore, packet_id: int):
     """The compute of fact packet k for the commit steps, from its staged item."""
 
-    def compute(table: str, name: str, object_keys: list[str]) -> tuple[Transformed, dict[str, int]]:
+    def compute(table: str, name: str, object_keys: list[str]) -> tuple[Transformed, PacketLines]:
         item = StagedItem.load(store, table, packet_id)
         memory = pipeline.memory(table)
         if item.repeats and memory.versions:

@@ -27,9 +27,10 @@ from runtime import keys
 from runtime.errors import CorruptRecordError
 from runtime.history import SEGMENT_SCHEMA, FactMemory
 from runtime.parquet import from_parquet
-from runtime.pipeline import ROWS_SEEN, Pipeline
+from runtime.pipeline import Pipeline
 from runtime.ports import ProcessedStore
 from runtime.rebuild.plan import REBUILD
+from runtime.records import PacketLines
 from runtime.tables import FACT_OF_SOURCE, SOURCES
 from runtime.validation import Failure, TableReport
 
@@ -52,12 +53,11 @@ class StagedItem:
     versions: pa.Table  # id, last_updated, hash of each fact row, in row order
     quarantine: dict[str, bytes]
     reports: tuple[TableReport, ...]
-    lines: dict[str, int]
+    lines: PacketLines  # what its objects held
     # Some version came on more than one line of the packet (a duplicate or a
     # conflict): then the memory's screen before the packet's own decides, and the
     # commit computes the packet the live way instead (runtime.rebuild.commit).
     repeats: bool
-    rows: int  # the packet's rows (lines that are rows), for progress
 
     @classmethod
     def load(cls, store: ProcessedStore, table: str, packet_id: int) -> StagedItem:
@@ -77,7 +77,7 @@ class StagedItem:
                 raise CorruptRecordError(f"staged fact packet {table}:{packet_id} lacks its {out} quarantine")
             quarantine[out] = body
         return cls(table, packet_id, fact, from_parquet(versions).cast(SEGMENT_SCHEMA), quarantine,
-                   tuple(_report(r) for r in raw["reports"]), raw["lines"], raw["repeats"], raw["rows"])
+                   tuple(_report(r) for r in raw["reports"]), PacketLines(raw["lines"], raw["rows"]), raw["repeats"])
 
 
 def stage(pipeline: Pipeline, store: ProcessedStore, table: str, packet_id: int) -> int:
@@ -101,10 +101,10 @@ def stage(pipeline: Pipeline, store: ProcessedStore, table: str, packet_id: int)
     for out, body in sorted(result.quarantine.items()):
         pipeline.put(f"{prefix}quarantine_{out}.jsonl", body, name, body.count(b"\n"))
     report = next(r for r in result.reports if r.table == fact_table)
-    rows = lines[ROWS_SEEN]
+    rows = lines.rows
     meta = {
         "table": table, "packet": packet_id, "fact": fact is not None,
-        "quarantine": sorted(result.quarantine), "lines": lines, "rows": rows,
+        "quarantine": sorted(result.quarantine), "lines": lines.per_object, "rows": rows,
         "repeats": bool(report.rows_skipped or any(_CONFLICT in f.check for f in report.failures)),
         "reports": [_report_json(r) for r in result.reports],
     }

@@ -522,6 +522,19 @@ def test_a_packet_of_a_zero_byte_object_commits_with_a_warning_and_is_counted(h,
     h.check_invariants()
 
 
+def test_a_packet_counts_the_lines_of_each_object_and_its_non_blank_lines_apart(h):
+    """What the reading counted, typed: no sentinel key among the object keys."""
+    from runtime.observability import Metrics
+    from runtime.pipeline import Pipeline
+    from runtime.records import PacketLines
+    from tests.harness import PREFIX
+
+    a = h.upload("sales_order", 1, [sales_order(1), "{broken", "", sales_order(2)], part="_a")
+    b = h.upload("sales_order", 1, ["  "], part="_b")
+    pipeline = Pipeline(h.ingestion, h.processed, h.ids, PREFIX, Metrics(stream=io.StringIO()))
+    _, lines = pipeline.transform_packet("sales_order", "sales_order:1", [a, b])
+    assert lines == PacketLines({a: 4, b: 1}, rows=3)
+
 def test_an_empty_object_beside_others_is_a_warning_and_the_rest_is_written(h, caplog):
     h.invoke(*h.upload_dimensions())
     h.upload("sales_order", 1, [sales_order(1)], part="_a")
