@@ -8,7 +8,8 @@ dates dim_date must hold. Everything else is derived below, never retyped: each
 source's outputs, the processing (dependency) order, the states a transform reads, the
 fact references and what a quarantined fact waits for, the loader's order, the SSM
 parameter names and so the CDK stack's parameters. Adding a star is adding
-declarations here and builders in runtime/star/.
+declarations here, the output tables' columns in runtime/columns.py and builders in
+runtime/star/.
 
 Pure data: no pandas, no pyarrow, so the CDK app can import it. (Over 300 lines: the
 declarations of eleven source and eleven output tables, then a few derivations.)
