@@ -11,8 +11,8 @@ from runtime.events import parse_event
 from runtime.observability import Metrics
 from runtime.pipeline import Pipeline
 from sandbox.seed import LocalStack
-from tests.fakes import SimulatedKill, Writes
-from tests.harness import DIMENSIONS, department, encode_lines, sales_order, staff
+from tests.support.fakes import SimulatedKill, Writes
+from tests.support.harness import DIMENSIONS, department, encode_lines, sales_order, staff
 from tests.support.sweep import kill_points as sampled
 
 

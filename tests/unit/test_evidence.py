@@ -9,8 +9,8 @@ from runtime import keys
 from runtime.errors import MissingPacketError
 from runtime.late import later_packet_with_objects
 from runtime.tables import consumed_parameter
-from tests.fakes import MemoryBucket
-from tests.harness import PREFIX, Harness, sales_order
+from tests.support.fakes import MemoryBucket
+from tests.support.harness import PREFIX, Harness, sales_order
 
 
 class CountingBucket(MemoryBucket):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from runtime import history, keys
 from runtime.tables import SOURCES
-from tests.fakes import MemoryBucket
+from tests.support.fakes import MemoryBucket
 
 SOURCE = SOURCES["sales_order"]
 T0 = 1_667_000_000_000_000  # microseconds

@@ -12,7 +12,7 @@ from runtime.errors import (
     OutputConflictError,
     UnreadableObjectError,
 )
-from tests.harness import (
+from tests.support.harness import (
     Harness,
     address,
     counterparty,
@@ -315,7 +315,7 @@ def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
 
 
 def test_purchases_and_payments_waiting_for_dimensions_are_written_when_they_arrive(h):
-    from tests.harness import payment, payment_type, purchase_order, transaction
+    from tests.support.harness import payment, payment_type, purchase_order, transaction
 
     h.invoke(*h.upload_dimensions())
     h.upload("purchase_order", 1, [purchase_order(1), purchase_order(2, staff_id=2)])

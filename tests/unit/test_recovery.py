@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from runtime import keys
-from tests.fakes import SimulatedKill
+from tests.support.fakes import SimulatedKill
 from tests.support.sweep import kill_points as sampled
-from tests.harness import (
+from tests.support.harness import (
     Harness,
     address,
     counterparty,

@@ -9,8 +9,8 @@ import pytest
 
 from runtime import keys
 from runtime.waits import open_waits
-from tests.fakes import SimulatedKill
-from tests.harness import Harness, sales_order, staff
+from tests.support.fakes import SimulatedKill
+from tests.support.harness import Harness, sales_order, staff
 from tests.support.sweep import kill_points as sampled
 from tests.unit.test_recovery import final_state
 

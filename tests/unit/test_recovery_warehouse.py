@@ -10,9 +10,9 @@ from collections import Counter
 import pytest
 
 from runtime import keys
-from tests.fakes import SimulatedKill
+from tests.support.fakes import SimulatedKill
 from tests.support.sweep import kill_points as sampled
-from tests.harness import (
+from tests.support.harness import (
     Harness,
     payment,
     payment_type,

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.waits import open_waits
-from tests.harness import Harness, sales_order, staff
+from tests.support.harness import Harness, sales_order, staff
 
 VERSIONS = ("2023-02-01T10:00:00", "2023-02-02T10:00:00")
 LATE_STAFF = (21, 22)  # staff that arrive late in the run under test

@@ -11,7 +11,7 @@ import pytest
 
 from runtime import keys
 from runtime.waits import WaitWatch, open_waits
-from tests.harness import Harness, sales_order, staff
+from tests.support.harness import Harness, sales_order, staff
 
 V = "2023-02-01T10:00:00"  # the version (X, V) the examples send several times
 
@@ -130,7 +130,7 @@ def test_a_resend_while_waiting_supersedes_the_waiting_change(h):
 
 
 def test_a_resend_of_a_payment_differing_only_in_an_unwritten_column_is_skipped():
-    from tests.harness import payment, payment_type, transaction
+    from tests.support.harness import payment, payment_type, transaction
 
     h = Harness()
     h.invoke(*h.upload_dimensions(payment_type=[payment_type(1)], transaction=[transaction(1)]))
@@ -194,7 +194,7 @@ def test_a_packet_skipped_by_an_operator_keeps_what_the_memory_knew_of_re_sends(
     by an operator, is the last packet of the table before the replay."""
     from runtime.errors import MissingPacketError
     from runtime.operations import skip
-    from tests.harness import PREFIX
+    from tests.support.harness import PREFIX
 
     h.upload("sales_order", 1, [sales_order(7, updated=V, units_sold=5)])
     h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=6)])

@@ -16,7 +16,7 @@ from runtime.reading import parse_objects
 from runtime.star import ARROW_SCHEMAS
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES
 from runtime.transform import transform
-from tests.harness import (
+from tests.support.harness import (
     address,
     counterparty,
     currency,

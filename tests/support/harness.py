@@ -20,7 +20,7 @@ from runtime.tables import (
     packet_id_parameters,
     produced_parameter,
 )
-from tests.fakes import MemoryBucket, MemoryPacketIds, Writes
+from tests.support.fakes import MemoryBucket, MemoryPacketIds, Writes
 
 PREFIX = "/totesys/processing"
 T0 = "2022-11-03T14:20:49.962000"
