@@ -72,3 +72,24 @@ def test_what_a_late_packet_remembered_carries_on_through_later_re_sends(h):
     h.invoke("staff:2")
     assert versions_of(h, 7) == [(1, 5)]
     h.check_invariants()
+
+
+def test_a_change_of_what_a_late_packet_left_waiting_is_reported_when_written(h):
+    """A late packet's row waits for staff 21 (nothing written, only remembered);
+    packet 4 writes that version with other content: one SilentMutation, and the late
+    row is superseded when staff 21 arrives."""
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 3, [sales_order(8)])
+    h.invoke("sales_order:1", "sales_order:3")  # 2 passed over
+    h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=5)])
+    late(h.processed, h.ingestion, "sales_order", 2)
+    h.invoke()
+    assert [w.packet for w in open_waits(h.processed)] == [2]
+    h.upload("sales_order", 4, [sales_order(7, updated=V, units_sold=9)])
+    h.invoke("sales_order:4")
+    assert mutations(h) == 1
+    h.upload("staff", 2, [staff(21, 1, "Ann", "Lee", updated="2023-03-01T00:00:00")])
+    h.invoke("staff:2")
+    assert versions_of(h, 7) == [(1, 9)] and mutations(h) == 1
+    assert open_waits(h.processed) == []
+    h.check_invariants()
