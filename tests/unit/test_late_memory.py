@@ -12,7 +12,7 @@ import pytest
 from runtime import keys
 from runtime.operations import late
 from runtime.waits import open_waits
-from tests.harness import Harness, sales_order, staff
+from tests.support.harness import Harness, sales_order, staff
 
 V = "2023-02-01T10:00:00"
 
