@@ -106,11 +106,14 @@ replay: $(STAMP)
 SWEEPS := tests/unit/test_recovery.py tests/unit/test_recovery_warehouse.py tests/unit/test_recovery_replays.py \
           tests/integration/test_recovery_over_s3.py
 # The longest tests first, so no worker is left alone with one at the end.
-LONGEST_FIRST := tests/reliability/test_warm_container.py tests/reliability/test_replay_properties.py \
+LONGEST_FIRST := tests/reliability/test_warm_container.py tests/reliability/test_process_kill.py \
+                 tests/integration/test_recovery_over_s3.py tests/reliability/test_replay_properties.py \
                  tests/reliability/test_boundary_fuzz.py
+# The long property runs' example counts are CI's times RELIABILITY_SCALE (tests/reliability/scale.py).
+RELIABILITY_SCALE ?= 1
 .PHONY: reliability
 reliability: $(STAMP)
-	KILL_SWEEP=full $(PY) -m pytest -n auto --dist worksteal $(LONGEST_FIRST) tests/reliability $(SWEEPS) $(ARGS)
+	KILL_SWEEP=full RELIABILITY_SCALE=$(RELIABILITY_SCALE) $(PY) -m pytest -n auto --dist worksteal $(LONGEST_FIRST) tests/reliability $(SWEEPS) $(ARGS)
 
 ## warehouse: `make run`, then its Parquet (out/) loaded packet by packet into a throwaway
 ## PostgreSQL 15 with warehouse/schema.sql and its foreign keys, and one analyst question

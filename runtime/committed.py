@@ -58,10 +58,18 @@ class Committed:
 
     def current_manifest(self, table: str, produced: int) -> str | None:
         """The memory as of fact output `produced`, or the one the last packet of
-        `table` wrote after it (re-sends only: runtime.history.current_manifest)."""
+        `table` wrote after it (re-sends only: runtime.history.current_manifest).
+
+        The last packet is a late one when one was processed since the last commit of
+        the table (its commit record is in `_commits/late/`, naming the memory it left,
+        built on the one before it). Found in the late records listed once per
+        invocation (late_records_of): no read per packet."""
         consumed = self.consumed(table)
         last = None
-        if consumed:
+        late = [r for r in self.late_records_of(table) if r.late["after"] == consumed] if consumed else []
+        if late:
+            last = max(late, key=lambda r: r.late["seq"]).state
+        elif consumed:
             data = self._store.read(keys.commit_key(table, consumed))
             last = CommitRecord.from_json(keys.commit_key(table, consumed), data).state if data else None
         return history.current_manifest(table, produced, self._memory_manifest(table, produced), last)

@@ -32,6 +32,11 @@ few years of orders), so no packet may read or rewrite all of it.
   table has about total/MAX_SEGMENT_ROWS + log2(MAX_SEGMENT_ROWS) segments, each row
   is rewritten about log2(MAX_SEGMENT_ROWS) times in all, and the manifest stays small.
 
+- Rows that wait for a dimension key (docs/design.md#waits-and-replays) are
+  remembered too, in segments of their own (`..._waiting.parquet`, merged among
+  themselves): not as written, but so that a later packet writing other content of
+  that version reports the change once, when it is written.
+
 Content hashes are exact enough: two different rows share a 64-bit hash with
 probability 2^-64, so a re-send is told from a change by hash alone.
 
@@ -50,7 +55,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runtime import keys
+from runtime.content_hash import row_hashes
 from runtime.tables import SourceTable
+
+__all__ = ["FactMemory", "Segment", "advance", "current_manifest", "newest_per_version", "row_hashes"]
 
 UPDATED = "last_updated"
 HASH = "__hash"
@@ -71,6 +79,7 @@ MANIFEST_SCHEMA = pa.schema(
 MAX_SEGMENT_ROWS = 1 << 16
 SEGMENT_ROW_GROUP = 4096
 _CACHE_BYTES = 32 * 1024 * 1024  # segments kept in memory between the blocks of a packet
+WAITING_TAG = "_waiting"  # ends the key of a segment of waiting rows' versions
 
 Read = Callable[[str], "bytes | None"]
 
@@ -116,6 +125,11 @@ class Segment:
     from_packet: int  # the fact output packets whose versions it holds
     to_packet: int
 
+    @property
+    def waiting(self) -> bool:
+        """Whether it holds versions of rows that wait, not of rows written."""
+        return self.key.endswith(f"{WAITING_TAG}.parquet")
+
 
 class FactMemory:
     """The versions written so far for one fact source table (read side)."""
@@ -139,7 +153,7 @@ class FactMemory:
 
     @property
     def versions(self) -> int:
-        return sum(s.rows for s in self.segments)
+        return sum(s.rows for s in self.segments if not s.waiting)
 
     def lookup(self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
         """For each (id, last_updated): whether it was written, and its content hash
@@ -152,18 +166,38 @@ class FactMemory:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """lookup, and the source packet that sent the remembered content (LEGACY for
         versions remembered before packets were)."""
+        return self.recall_with_waits(ids, updated)[0]
+
+    def recall_with_waits(
+        self, ids: pa.ChunkedArray | pa.Array, updated: pa.ChunkedArray | pa.Array
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """recall of the rows written, and the same of the rows that waited (the last
+        remembered waiting content of each version, and its packet)."""
         n = len(ids)
-        found, hashes = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint64)
-        packets = np.zeros(n, dtype=np.int64)
+
+        def nothing():
+            return np.zeros(n, dtype=bool), np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.int64)
+
+        matched = self._matched(ids, updated)
+        if matched is None:
+            return nothing(), nothing()
+        waits = np.array([s.waiting for s in self.segments], dtype=bool)
+        in_waiting = waits[matched[_SEGMENT].to_numpy()]
+        return (_newest(matched.filter(pa.array(~in_waiting)), nothing()),
+                _newest(matched.filter(pa.array(in_waiting)), nothing()))
+
+    def _matched(self, ids, updated) -> pa.Table | None:
+        """(row number, hash, packet, segment) of every remembered entry of the versions."""
+        n = len(ids)
         if not self.segments or not n:
-            return found, hashes, packets
+            return None
         micros = pc.cast(updated, pa.int64()).to_numpy()
         wanted = np.unique(micros)
         lo = np.searchsorted(wanted, self._firsts, "left")
         hi = np.searchsorted(wanted, self._lasts, "right")
         candidates = np.flatnonzero(hi > lo)
         if not len(candidates):
-            return found, hashes, packets  # every version is later (or earlier) than any remembered
+            return None  # every version is later (or earlier) than any remembered
         value_set = pa.array(wanted, pa.int64()).cast(pa.timestamp("us"))
         parts = []
         for i in candidates:
@@ -175,18 +209,7 @@ class FactMemory:
         remembered = pa.concat_tables(parts)
         query = pa.table({VERSION_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
                           ROW_NUMBER: pa.array(np.arange(n, dtype=np.int64))})
-        matched = query.join(remembered, [VERSION_ID, UPDATED], join_type="inner", use_threads=False)
-        if not matched.num_rows:
-            return found, hashes, packets
-        # The newest segment holding a version has its current content.
-        matched = matched.sort_by([(ROW_NUMBER, "ascending"), (_SEGMENT, "ascending")])
-        rows = matched[ROW_NUMBER].to_numpy()
-        last = np.ones(len(rows), dtype=bool)
-        last[:-1] = rows[:-1] != rows[1:]
-        found[rows[last]] = True
-        hashes[rows[last]] = matched[HASH].to_numpy()[last]
-        packets[rows[last]] = matched[PACKET].to_numpy()[last]
-        return found, hashes, packets
+        return query.join(remembered, [VERSION_ID, UPDATED], join_type="inner", use_threads=False)
 
     def _near(self, i: int, wanted: np.ndarray) -> pa.Table:
         data = self._cache.get(i)
@@ -219,6 +242,22 @@ class FactMemory:
         return file.read_row_groups(groups)
 
 
+def _newest(matched: pa.Table, into: tuple[np.ndarray, np.ndarray, np.ndarray]):
+    """(found, hash, packet) per looked-up row: the newest segment holding a version has
+    its current content."""
+    found, hashes, packets = into
+    if not matched.num_rows:
+        return found, hashes, packets
+    matched = matched.sort_by([(ROW_NUMBER, "ascending"), (_SEGMENT, "ascending")])
+    rows = matched[ROW_NUMBER].to_numpy()
+    last = np.ones(len(rows), dtype=bool)
+    last[:-1] = rows[:-1] != rows[1:]
+    found[rows[last]] = True
+    hashes[rows[last]] = matched[HASH].to_numpy()[last]
+    packets[rows[last]] = matched[PACKET].to_numpy()[last]
+    return found, hashes, packets
+
+
 def _micros(value) -> int:
     """A Parquet statistic of a timestamp(us) column, as microseconds."""
     if isinstance(value, int):
@@ -235,20 +274,39 @@ def manifest_segments(read: Read, manifest_key: str | None) -> tuple[Segment, ..
 
 def advance(
     read: Read, table: str, previous_manifest: str | None, n: int, written: pa.Table,
-    then_packet: int | None = None,
+    then_packet: int | None = None, waiting: pa.Table | None = None,
 ) -> list[tuple[str, bytes, int]]:
     """The objects that make the memory after fact output packet `n`, which wrote
     `written` (id, last_updated, hash, packet): its segment (or what it merged into)
     and the manifest, last. Returns (key, bytes, rows) to write, in order.
 
     `then_packet`: source packet k wrote no fact output after output `n` but re-sent
-    versions (skipped as equal): they are remembered as sent by k, under keys of their
-    own (a waiting row of an earlier packet is superseded by them)."""
+    versions (skipped as equal) or left rows waiting: they are remembered as sent by k,
+    under keys of their own (a waiting row of an earlier packet is superseded by the
+    re-sends). `waiting`: the versions of rows that wait, in segments of their own."""
     segments = list(manifest_segments(read, previous_manifest))
     fresh: dict[str, pa.Table] = {}
-    new = newest_per_version(_with_packet(written, 0))
     tag = "" if then_packet is None else f"_then_packet_{then_packet}"
-    segments.append(_describe(table, new, n, n, tag))
+    kept = [s for s in segments if not s.waiting]
+    if written.num_rows:
+        kept = _appended(read, table, kept, newest_per_version(_with_packet(written, 0)), n, tag, fresh)
+    waits = [s for s in segments if s.waiting]
+    if waiting is not None and waiting.num_rows:
+        waits = _appended(read, table, waits, newest_per_version(waiting), n, tag + WAITING_TAG, fresh)
+    segments = kept + waits
+    objects = [(key, _parquet(rows), rows.num_rows) for key, rows in fresh.items()]
+    manifest = pa.Table.from_pylist([s.__dict__ for s in segments], schema=MANIFEST_SCHEMA)
+    key = keys.history_manifest_key(table, n) if then_packet is None else keys.history_then_key(table, n, then_packet)
+    objects.append((key, _parquet(manifest), len(segments)))
+    return objects
+
+
+def _appended(
+    read: Read, table: str, segments: list[Segment], new: pa.Table, n: int, tag: str, fresh: dict[str, pa.Table]
+) -> list[Segment]:
+    """`segments` with the segment of `new` appended, the last ones merged; the
+    segments to write are put in `fresh`."""
+    segments = [*segments, _describe(table, new, n, n, tag)]
     fresh[segments[-1].key] = new
     while len(segments) >= 2:
         older, newer = segments[-2], segments[-1]
@@ -260,11 +318,7 @@ def advance(
         merged = _merged(older_rows, fresh.pop(newer.key))
         segments[-2:] = [_describe(table, merged, older.from_packet, newer.to_packet, tag)]
         fresh[segments[-1].key] = merged
-    objects = [(key, _parquet(rows), rows.num_rows) for key, rows in fresh.items()]
-    manifest = pa.Table.from_pylist([s.__dict__ for s in segments], schema=MANIFEST_SCHEMA)
-    key = keys.history_manifest_key(table, n) if then_packet is None else keys.history_then_key(table, n, then_packet)
-    objects.append((key, _parquet(manifest), len(segments)))
-    return objects
+    return segments
 
 
 def current_manifest(table: str, produced: int, base: str | None, last_packet_memory: str | None) -> str | None:
@@ -303,70 +357,3 @@ def newest_per_version(rows: pa.Table) -> pa.Table:
 
 def _merged(older: pa.Table, newer: pa.Table) -> pa.Table:
     return newest_per_version(pa.concat_tables([older.cast(SEGMENT_SCHEMA), newer.cast(SEGMENT_SCHEMA)]))
-
-
-# -- content hashes ---------------------------------------------------------------------
-
-
-def row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of each row's content, vectorized over the columns' buffers.
-
-    Tells an exact re-send or duplicate from a changed row of the same version. Reads
-    fixed-width columns (ints, dates, timestamps, decimals) as words, booleans as
-    bytes, and text byte by byte with its length, so any fact table's columns hash.
-    """
-    h = np.full(table.num_rows, 0x9E3779B97F4A7C15, dtype=np.uint64)
-    for column in table.itercolumns():
-        for words in _words(column.combine_chunks()):
-            h = _mix(h ^ words)
-    return h
-
-
-def _words(arr: pa.Array) -> list[np.ndarray]:
-    if pa.types.is_boolean(arr.type):
-        arr = pc.cast(arr, pa.uint8())
-    if pa.types.is_string(arr.type) or pa.types.is_binary(arr.type) or pa.types.is_large_string(arr.type):
-        words = [_text_hashes(arr)]
-    else:
-        width = arr.type.byte_width
-        raw = np.frombuffer(arr.buffers()[1], dtype=np.uint8)[arr.offset * width : (arr.offset + len(arr)) * width]
-        if width == 16:
-            pairs = raw.view("<u8").reshape(-1, 2)
-            words = [pairs[:, 0], pairs[:, 1]]
-        else:
-            words = [raw.view(f"<u{width}").astype(np.uint64)]
-    nulls = arr.is_null().to_numpy(zero_copy_only=False)
-    # A null's buffer slot holds anything: hash it as a fixed marker instead.
-    return [np.where(nulls, np.uint64(0xA5A5A5A5A5A5A5A5), w) for w in words]
-
-
-def _text_hashes(arr: pa.Array) -> np.ndarray:
-    """Per value: the length, and the sum of each byte mixed with its position."""
-    large = pa.types.is_large_string(arr.type)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if large else np.int32)[arr.offset : arr.offset + len(arr) + 1]
-    offsets = offsets.astype(np.int64)
-    data = arr.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.empty(0, dtype=np.uint8)
-    start, end = offsets[0], offsets[-1]
-    lengths = np.diff(offsets).astype(np.uint64)
-    if end == start:
-        return _mix(lengths)
-    body = raw[start:end].astype(np.uint64)
-    starts = offsets[:-1] - start
-    owner = np.repeat(np.arange(len(arr)), np.diff(offsets))
-    position = np.arange(end - start, dtype=np.int64) - starts[owner]
-    mixed = _mix(body | (position.astype(np.uint64) << np.uint64(8)))
-    sums = np.zeros(len(arr), dtype=np.uint64)
-    filled = lengths > 0
-    # Summed per value; empty values own no bytes, so each sum runs to the next filled one.
-    sums[filled] = np.add.reduceat(mixed, starts[filled])
-    with np.errstate(over="ignore"):
-        return _mix(sums ^ (lengths * np.uint64(0x9E3779B97F4A7C15)))
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: every input bit affects every output bit."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))

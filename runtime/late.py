@@ -19,7 +19,7 @@ from runtime.errors import MissingPacketError
 from runtime.events import PacketRef
 from runtime.observability import LATE_PACKET, Metrics, logger
 from runtime.ports import IngestionSource, ProcessedStore
-from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary
+from runtime.records import CommitRecord, CommitSpace, Computed, PacketLines, PacketOutcome, RunSummary
 
 
 def check_gaps(
@@ -113,7 +113,7 @@ class Committer(Protocol):
 
     def late_records_of(self, table: str) -> list[CommitRecord]: ...
 
-    def transform_packet(self, table: str, name: str, object_keys: list[str]) -> tuple[Any, dict[str, int]]: ...
+    def transform_packet(self, table: str, name: str, object_keys: list[str]) -> tuple[Any, PacketLines]: ...
 
 
 def late_records(store: ProcessedStore) -> dict[str, list[CommitRecord]]:
@@ -131,6 +131,15 @@ def packet_objects(source: IngestionSource, table: str, packet_id: int) -> list[
 
 # Keys per LIST call when looking for a later packet (one page of S3's listing).
 EVIDENCE_WINDOW = 1000
+# The longest packet number the ingestion writes (_packet_number): lengths to look at.
+MAX_DIGITS = 10
+
+
+def evidence_calls_bound(packet_id: int) -> int:
+    """The most LIST calls looking for evidence after `packet_id` makes: one page per
+    leading digit and number length from `packet_id`'s own to MAX_DIGITS (9 x 7 = 63
+    for a four-digit id), whatever the length of the table's history."""
+    return 9 * (MAX_DIGITS - len(str(packet_id)) + 1)
 
 
 def later_packet_with_objects(
@@ -143,34 +152,67 @@ def later_packet_with_objects(
     invoke): without objects of a later packet, the missing one may still arrive, so
     nothing is passed over.
 
-    At most two LIST calls, whatever the length of the table's history. Keys sort as
-    text and packet numbers are not zero-padded, so the packets just after k are not
-    the keys just after k's: numbers of k's length sort in numeric order, but shorter
-    ones sort among them (`501` between `5009` and `5010`) and the first longer ones
-    (`100` after `99`) sort elsewhere. So two windows of EVIDENCE_WINDOW keys:
-    - right after every key of packet k: the next packets of k's length, in order;
-    - where the first numbers one digit longer than k begin (10, 100, 1000, ...).
-    A later packet beyond both windows with none nearer is not seen: the missing one
-    then fails retryably, as if nothing later had arrived. Looking further could not
-    be bounded: certifying that no later packet exists anywhere takes a LIST per
-    thousand earlier packets, as shorter numbers sort among every longer one.
+    Keys sort as text and packet numbers are not zero-padded, so the packets after k
+    are not the keys after k's: within one leading digit, a number sorts after every
+    number it begins (`500` after `5009`), so shorter numbers sort among longer ones,
+    and a later number may lie after hundreds of them. So the look goes by leading
+    digit d and length L: a later packet of length L with leading digit d sorts after
+    where `d` followed by L-1 zeros would (for k's own digit and length, right after
+    k's keys), and only shorter numbers (never later ones) can sort between. One page
+    of EVIDENCE_WINDOW keys per (d, L), nearest first; a page shorter than that has
+    seen the rest of d's keys (longer lengths begin further on), and a page that
+    reached past where the next length begins is continued from its last key, not
+    read again. At most evidence_calls_bound(k) calls (usually 1; about 15 when
+    nothing later exists in a history of thousands), whatever the length of the
+    history. A later packet is missed only behind more pages of shorter numbers' keys
+    than lengths are left (a four-digit one behind over 7,000 keys of the at most 111
+    shorter packets of its digit: more than 60 objects per packet); the missing one
+    then fails retryably, as if nothing later had arrived.
     `evidence` (table -> a later packet found with objects) remembers it for the run,
-    so a run of missing packets costs the same two calls.
+    so a run of missing packets costs nothing more.
     """
     known = evidence.get(table)
     if known is not None and known > packet_id:
         return known
     base = keys.packet_prefix(table, packet_id).removesuffix(f"{packet_id}_")
-    digits = str(packet_id)
-    # '`' sorts after '_' and the digits; '/' just before '0'.
-    windows = (base + digits + "`", base + "1" + "0" * (len(digits) - 1) + "/")
-    for start_after in windows:
-        numbers = (_packet_number(base, key) for key in source.list_after(base, start_after, EVIDENCE_WINDOW))
-        later = [n for n in numbers if n is not None and n > packet_id]
+    seen_to: dict[str, str] = {}  # leading digit -> the last key read under it
+    finished: set[str] = set()  # leading digits whose keys were all read from where it mattered
+    for digit, start_after in _evidence_pages(str(packet_id)):
+        if digit in finished:
+            continue
+        start_after = max(base + start_after, seen_to.get(digit, ""))
+        page = source.list_after(base + digit, start_after, EVIDENCE_WINDOW)
+        later = [n for n in (_packet_number(base, key) for key in page) if n is not None and n > packet_id]
         if later:
             evidence[table] = min(later)
             return evidence[table]
+        if len(page) < EVIDENCE_WINDOW:
+            finished.add(digit)
+        else:
+            seen_to[digit] = page[-1]
     return None
+
+
+def _evidence_pages(digits: str):
+    """(leading digit, StartAfter after the table's base) of each page that may hold a
+    later packet, nearest first: right after k's keys; where the numbers one digit
+    longer begin (9999 -> 10000); the rest of k's length; then every longer length."""
+    n, own = len(digits), digits[0]
+    # '`' sorts after '_' and the digits; '/' just before '0'.
+    yield own, digits + "`"
+    if n < MAX_DIGITS:
+        yield "1", _before(1, n + 1)
+    for d in range(int(own) + 1, 10):
+        yield str(d), _before(d, n)
+    for length in range(n + 1, MAX_DIGITS + 1):
+        for d in range(1, 10):
+            if (d, length) != (1, n + 1):
+                yield str(d), _before(d, length)
+
+
+def _before(digit: int, length: int) -> str:
+    """Just before the first number of `length` digits that starts with `digit`."""
+    return str(digit) if length == 1 else str(digit) + "0" * (length - 2) + "/"
 
 
 def _packet_number(base: str, key: str) -> int | None:

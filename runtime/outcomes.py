@@ -76,7 +76,7 @@ def report_memory(metrics: Metrics, name: str, memory: HistoryUpdate) -> None:
         )
     if memory.mutated:
         logger.warning(
-            "a fact version already written came back changed: written as the newest truth",
+            "a fact version already written (or still waiting) came back changed: written as the newest truth",
             extra={"packet": name, "table": memory.table, "rows": memory.mutated,
                    "ids": list(memory.mutated_ids[:100]), "ids_total": len(memory.mutated_ids)},
         )

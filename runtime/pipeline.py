@@ -344,13 +344,14 @@ class Pipeline:
         fact = next((o for o in outputs if o.table == fact_table), None)
         produced = self._ids.read_packet_id(produced_parameter(self._prefix, fact_table))
         previous = self._committed.current_manifest(update.table, produced)
-        if not update.written.num_rows or (fact is None and name.startswith(f"{REPLAY}:")):
+        if (not update.written.num_rows and update.waiting is None) or (fact is None and name.startswith(f"{REPLAY}:")):
             return previous
-        # No fact output, only re-sends: remembered as sent by this packet all the same
-        # (a row still waiting from an earlier packet is superseded by them).
+        # No fact output, only re-sends or waits: remembered as sent by this packet all
+        # the same (a row still waiting from an earlier packet is superseded by re-sends).
         then = None if fact is not None else int(name.rsplit(":", 1)[1])
         n = fact.packet if fact is not None else produced
-        for key, body, rows in history.advance(self._committed.read_once, update.table, previous, n, update.written, then):
+        read = self._committed.read_once
+        for key, body, rows in history.advance(read, update.table, previous, n, update.written, then, update.waiting):
             self.put(key, body, name, rows)
         return keys.history_manifest_key(update.table, n) if then is None else keys.history_then_key(update.table, n, then)
 

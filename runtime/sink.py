@@ -79,6 +79,7 @@ class TableSink:
         self._quarantine: list[bytes] = []
         self.updated: datetime | None = None
         self._keys: list[pa.ChunkedArray] = []  # the first (key) column of the rows written
+        self.waiting = np.empty(0, dtype=np.int64)
 
     def add(
         self,
@@ -103,7 +104,8 @@ class TableSink:
             valid, found = validate(SCHEMAS[self.table], without_lines(candidate.rows, candidate.failures))
         failures = before + list(candidate.failures) + found
         rejected = candidate.rows.num_rows - valid.num_rows + _distinct_lines(before)
-        self.rows_waiting += waiting_lines(failures)
+        self.waiting = waiting_lines(failures)  # the lines of this batch that wait
+        self.rows_waiting += len(self.waiting)
         self.rows_in += valid.num_rows + rejected + skipped
         self.rows_written += valid.num_rows
         self.rows_rejected += rejected

@@ -226,7 +226,7 @@ def _fact_packets(
                 )
                 candidate = Candidate(fact.name, candidate, tuple(f for f in unknown if f), validate_waiting=True)
                 valid = sink.add(candidate, block.text, list(block.failures) + conflicts, duplicates, block)
-                versions.written(valid)
+                versions.written(valid, sink.waiting)
                 dates.append(dim_date.referenced_dates(valid, fact.dates))
         sinks.append(sink)
         updates.append(versions.update())

@@ -299,10 +299,10 @@ def own_failure_lines(failures: Sequence[Failure]) -> set[int]:
     return {line for f in failures if not f.waits_for for line in f.lines.tolist()}
 
 
-def waiting_lines(failures: Sequence[Failure]) -> int:
-    """How many lines failed only for keys that have not arrived: they wait."""
+def waiting_lines(failures: Sequence[Failure]) -> np.ndarray:
+    """The lines that failed only for keys that have not arrived (they wait), sorted."""
     waiting = {line for f in failures if f.waits_for for line in f.lines.tolist()}
-    return len(waiting - own_failure_lines(failures))
+    return np.array(sorted(waiting - own_failure_lines(failures)), dtype=np.int64)
 
 
 def _raw(text: bytes) -> dict:

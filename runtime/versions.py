@@ -46,6 +46,7 @@ class HistoryUpdate:
     segments_read: int = 0
     superseded: int = 0  # rows skipped: a later packet's content of that version was written
     superseded_by: dict = field(default_factory=dict)  # the superseding packet -> a few ids
+    waiting: pa.Table | None = None  # id, last_updated, hash, packet of the rows left waiting (None: none)
 
 
 @dataclass
@@ -56,7 +57,10 @@ class Versions:
     content the memory holds from a later packet than these rows' is superseded
     (skipped: the warehouse never receives older content than it holds); one sent
     before with the same content is a re-send (skipped); with other content it is
-    kept, written as the newest truth and reported as a change once it is written.
+    kept, written as the newest truth and reported as a change once it is written. So
+    is one whose version an earlier packet sent with other content that waits (or
+    waited) for a dimension key: the change is reported when it is written, once
+    (the waiting row is then superseded, never written after it).
     Content is what the warehouse holds: the hash is over the columns written
     (`content`: source rows -> output columns), so a column the warehouse never holds
     or a formatting difference is no change. Within the packet: the first row of a
@@ -80,6 +84,8 @@ class Versions:
     _written: list = field(default_factory=list)
     _kept: pa.Table | None = None  # version, line, hash, changed of the last block's kept rows
     _overlay: pa.Table | None = None  # a replay's: versions written by its earlier packets
+    _waiting: list = field(default_factory=list)  # versions of the rows left waiting
+    _waiting_overlay: pa.Table | None = None  # a replay's: ... by its earlier packets
     _resent: int = 0
     _resent_ids: list = field(default_factory=list)
     _mutated: list = field(default_factory=list)
@@ -94,6 +100,10 @@ class Versions:
         if self._written:
             self._overlay = pa.concat_tables(
                 ([self._overlay] if self._overlay is not None else []) + self._written
+            ).combine_chunks()
+        if self._waiting:
+            self._waiting_overlay = pa.concat_tables(
+                ([self._waiting_overlay] if self._waiting_overlay is not None else []) + self._waiting
             ).combine_chunks()
         self.packet = packet
         self._seen, self._kept = [], None
@@ -111,8 +121,8 @@ class Versions:
             return rows, 0, []
         content = self._hash(rows)
         ids = rows[self._key[0]]
-        found, remembered, packets = self._recall(ids, rows[UPDATED])
-        changed = np.zeros(rows.num_rows, dtype=bool)
+        found, remembered, packets, waited = self._recall(ids, rows[UPDATED], content)
+        changed = waited  # other content of an earlier packet waits: a change once written
         skipped = 0
         if found.any():
             legacy = found & (packets == LEGACY)
@@ -123,7 +133,7 @@ class Versions:
                 remembered = np.where(legacy & (source_hash == remembered), content, remembered)
             superseded = found & (packets > self.packet)
             same = found & ~superseded & (remembered == content)
-            changed = found & ~superseded & ~same
+            changed = (found & ~superseded & ~same) | waited
             for packet in np.unique(packets[superseded]).tolist():
                 at = superseded & (packets == packet)
                 entry = self._superseded.setdefault(int(packet), [0, []])
@@ -145,35 +155,47 @@ class Versions:
         kept, duplicates, conflicts = self._within_packet(rows, content, changed)
         return kept, duplicates + skipped, conflicts
 
-    def _recall(self, ids, updated) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        found, hashes, packets = self.memory.recall(ids, updated)
-        if self._overlay is None or not self._overlay.num_rows:
-            return found, hashes, packets
-        query = pa.table({VERSION_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
-                          ROW_NUMBER: pa.array(np.arange(len(ids), dtype=np.int64))})
-        newest = newest_per_version(self._overlay)
-        matched = query.join(newest, [VERSION_ID, UPDATED], join_type="inner", use_threads=False)
-        if matched.num_rows:
+    def _recall(self, ids, updated, content: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(found, hash, packet) of the newest content written or re-sent of each
+        version, and whether an earlier packet left other content of it waiting."""
+        (found, hashes, packets), (waits, waited, waited_packets) = self.memory.recall_with_waits(ids, updated)
+        other = waits & (waited_packets < self.packet) & (waited != content)
+        for overlay in (self._overlay, self._waiting_overlay):
+            if overlay is None or not overlay.num_rows:
+                continue
+            query = pa.table({VERSION_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
+                              ROW_NUMBER: pa.array(np.arange(len(ids), dtype=np.int64))})
+            matched = query.join(newest_per_version(overlay), [VERSION_ID, UPDATED], join_type="inner",
+                                 use_threads=False)
+            if not matched.num_rows:
+                continue
             at = matched[ROW_NUMBER].to_numpy()
+            if overlay is self._waiting_overlay:
+                other[at] |= matched[HASH].to_numpy() != content[at]
+                continue
             found, hashes, packets = found.copy(), hashes.copy(), packets.copy()
             found[at] = True
             hashes[at] = matched[HASH].to_numpy()
             packets[at] = matched[PACKET].to_numpy()
-        return found, hashes, packets
+        return found, hashes, packets, other
 
     def _versions(self, ids, updated, hashes: np.ndarray) -> pa.Table:
         return pa.table({VERSION_ID: ids.cast(pa.int32()), UPDATED: updated.cast(pa.timestamp("us")),
                          HASH: pa.array(hashes, pa.uint64()),
                          PACKET: pa.array(np.full(len(hashes), self.packet, dtype=np.int64))})
 
-    def written(self, valid: pa.Table) -> None:
-        """Remember the rows of the last screened block that were written. They are
-        fact rows: their version and hash are those of the kept source rows of the
-        same lines (in line order, so a binary search finds them). A written row
-        whose version had other content is the change reported (once: here)."""
+    def written(self, valid: pa.Table, waiting: np.ndarray | None = None) -> None:
+        """Remember the rows of the last screened block that were written, and the
+        lines of it left `waiting`. Written rows are fact rows: their version and hash
+        are those of the kept source rows of the same lines (in line order, so a
+        binary search finds them). A written row whose version had other content is
+        the change reported (once: here)."""
+        kept = self._kept
+        if waiting is not None and len(waiting) and kept is not None:
+            left = kept.filter(pa.array(np.isin(kept[LINE].to_numpy(), waiting)))
+            self._waiting.append(self._versions(left.column(0), left[UPDATED], left[HASH].to_numpy()))
         if not valid.num_rows:
             return
-        kept = self._kept
         # Usually every kept row is written: then they are shared, not copied.
         at = np.searchsorted(kept[LINE].to_numpy(), valid[LINE].to_numpy())
         rows = kept if len(at) == kept.num_rows else kept.take(pa.array(at))
@@ -195,6 +217,7 @@ class Versions:
             segments_read=self.memory.segments_read,
             superseded=sum(c for c, _ in self._superseded.values()),
             superseded_by={p: tuple(ids) for p, (_, ids) in sorted(self._superseded.items())},
+            waiting=pa.concat_tables(self._waiting) if sum(t.num_rows for t in self._waiting) else None,
         )
 
     # -- within the packet ------------------------------------------------------------

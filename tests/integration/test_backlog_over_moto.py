@@ -49,3 +49,23 @@ def test_list_after_is_one_bounded_call_in_byte_order(aws):
     assert s3.list_after("staff/staff_packet_", "staff/staff_packet_1/", 10) == [
         "staff/staff_packet_100_x.jsonl", "staff/staff_packet_10_x.jsonl", "staff/staff_packet_11_x.jsonl",
         "staff/staff_packet_1_x.jsonl", "staff/staff_packet_2_x.jsonl", "staff/staff_packet_9_x.jsonl"]
+
+
+def test_evidence_far_ahead_is_found_over_s3_by_leading_digit_and_length(aws):
+    """The evidence look's pages (Prefix by leading digit, StartAfter where a length
+    begins) against S3's own byte order: packet 151 missing in a history of 150 with
+    two objects each, the only later packet 890 (behind all of 2.. and 8..'s shorter
+    numbers as text)."""
+    from runtime.late import evidence_calls_bound, later_packet_with_objects
+
+    bucket = aws.names.ingestion_bucket
+    for n in [*range(1, 151), 890]:
+        for part in range(2 if n != 890 else 1):
+            aws.s3.put_object(Bucket=bucket, Key=f"staff/staff_packet_{n}_x{part}.jsonl", Body=b"{}\n")
+    calls = []
+    s3 = S3Bucket(aws.s3, bucket)
+    listing = s3.list_after
+    s3.list_after = lambda *args: calls.append(args) or listing(*args)
+    assert later_packet_with_objects(s3, {}, "staff", 151) == 890
+    assert 1 < len(calls) <= evidence_calls_bound(151)
+    assert later_packet_with_objects(s3, {}, "staff", 891) is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from tests.harness import address, counterparty, currency, department, design, sales_order, staff
+from tests.support.harness import address, counterparty, currency, department, design, sales_order, staff
 
 CODES = ("GBP", "USD", "EUR", "JPY", "CHF")
 CITIES = ("Leeds", "York", "Hull", "Bath", "Ely", "Derby")

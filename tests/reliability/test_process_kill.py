@@ -12,7 +12,8 @@ fresh child), byte for byte, with every row exactly once.
 The in-process version with a simulated kill is tests/unit/test_recovery.py (and, over
 moto, tests/integration/test_recovery_over_s3.py); this one kills real processes. Two
 kill points (the first write and the middle one) also run in freshly started interpreters (`python -m
-tests.reliability.procs --once ...`), to show the forked children behave as those do.
+tests.reliability.procs --once ...`), to show the forked children behave as those do. All of
+them are the one kill sweep (tests/support/kill_sweep.py) on the ProcessBackend.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ import pytest
 from tests.reliability import report
 from tests.reliability.conftest import handler_env
 from tests.reliability.procs import KILLED, Zygote, run_once
-from tests.reliability.workload import E1, E2, census, event
+from tests.reliability.workload import E1, E2, PACKETS, census
+from tests.support.backends import ProcessBackend
+from tests.support.kill_sweep import Arrive, Invoke, KillSweep, Point, Scenario
+
+# E1 killed after any of its writes, then E2 (the next event), then Lambda's retry of E1.
+SCENARIO = Scenario(
+    seed=(Arrive(tuple((table, packet_id, rows) for (table, packet_id), rows in PACKETS.items())),),
+    steps=(Invoke(E1), Invoke(E2)),
+    killed=(0,),
+    sample=None,  # every write, always: this suite is `make reliability`'s
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,46 +44,31 @@ def zygote(moto, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def undisturbed(module_stack, zygote):
-    first = zygote.run({"invoke": event(E1)})
-    second = zygote.run({"invoke": event(E2)})
-    assert (first["exit"], second["exit"]) == (0, 0), (first, second)
-    return first["writes"], module_stack.end_state()
+def sweep(module_stack, zygote):
+    return KillSweep(SCENARIO, ProcessBackend(module_stack, zygote.run, KILLED))
 
 
-def _kill_run(stack, runner, n):
-    stack.fresh()
-    killed = runner({"invoke": event(E1), "kill_after": n})
-    other = runner({"invoke": event(E2)})
-    retry = runner({"invoke": event(E1)})
-    return killed, other, retry, stack.end_state()
-
-
-def test_killed_after_every_write_of_e1_then_e2_then_the_retry(module_stack, zygote, undisturbed):
-    writes, expected = undisturbed
+def test_killed_after_every_write_of_e1_then_e2_then_the_retry(sweep):
     problems = []
-    for n in range(1, len(writes) + 1):
-        killed, other, retry, state = _kill_run(module_stack, zygote.run, n)
-        rows = census(state, expected)
-        ok = (killed["exit"] == KILLED and killed["writes"] == writes[:n]
-              and other["exit"] == 0 and retry["exit"] == 0 and state == expected)
+    for point in sweep.points():
+        recovery = sweep.recover(point)
+        rows = census(recovery.state, sweep.reference.state)
+        try:
+            sweep.verify(recovery)
+            ok = True
+        except AssertionError as exc:
+            ok = False
+            problems.append(str(exc))
         report.add("process killed (os._exit 137)", **{
             "call sites tried": 1, "failed typed, recovered": int(ok),
             "rows lost": rows.lost, "rows duplicated": rows.duplicated})
-        if not ok:
-            problems.append(
-                f"killed after write {n} ({writes[n - 1]}): exits {killed['exit']}/{other['exit']}/"
-                f"{retry['exit']} {other.get('error') or retry.get('error') or ''}\n{state.diff(expected)}"
-            )
     assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("where", ["first", "middle"])
-def test_a_freshly_started_interpreter_dies_and_recovers_the_same_way(module_stack, moto, undisturbed, where):
-    writes, expected = undisturbed
-    n = {"first": 1, "middle": len(writes) // 2}[where]
+def test_a_freshly_started_interpreter_dies_and_recovers_the_same_way(module_stack, moto, sweep, where):
+    writes = sweep.reference.writes[0]
     env = handler_env(moto)
-    killed, other, retry, state = _kill_run(module_stack, lambda c: run_once(c, env), n)
-    assert killed["exit"] == KILLED and killed["writes"] == writes[:n]
-    assert (other["exit"], retry["exit"]) == (0, 0), (other, retry)
-    assert state == expected, state.diff(expected)
+    fresh = KillSweep(SCENARIO, ProcessBackend(module_stack, lambda command: run_once(command, env), KILLED),
+                      reference=sweep.reference)
+    fresh.check(Point(0, {"first": 1, "middle": len(writes) // 2}[where]))

@@ -8,7 +8,7 @@ with two cold references:
   server (a second processed bucket and SSM prefix, the same ingestion bucket); the
   warm process takes a digest of its end state after that many events;
 - all 1,000 events through a fresh Pipeline per event over in-memory fakes of the
-  ports (tests/fakes.py): no client, no setting, nothing survives between events.
+  ports (tests/support/fakes.py): no client, no setting, nothing survives between events.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from runtime.observability import Metrics
 from runtime.pipeline import Pipeline
 from runtime.tables import packet_id_parameters
 from sandbox.seed import LocalStack
-from tests.fakes import MemoryBucket, MemoryPacketIds
-from tests.harness import currency, department, design, encode_lines, staff
+from tests.support.fakes import MemoryBucket, MemoryPacketIds
+from tests.support.harness import currency, department, design, encode_lines, staff
 from tests.reliability import report
 from tests.reliability.conftest import handler_clients, handler_env
 from tests.reliability.procs import Zygote, outcome

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from runtime.star import ARROW_SCHEMAS
 from runtime.tables import FACT, OUTPUT_TABLES, OUTPUTS
 from sandbox.seed import LocalStack, create_resources
-from tests.harness import (
+from tests.support.harness import (
     address,
     counterparty,
     currency,

@@ -10,8 +10,8 @@ from runtime import handler, keys
 from runtime.events import parse_event
 from runtime.observability import Metrics
 from runtime.pipeline import Pipeline, RunSummary
-from tests.fakes import SimulatedKill
-from tests.harness import PREFIX, Harness, sales_order
+from tests.support.fakes import SimulatedKill
+from tests.support.harness import PREFIX, Harness, sales_order
 
 MARGIN = 120.0
 

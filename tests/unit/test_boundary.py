@@ -18,7 +18,7 @@ from runtime.pipeline import request_replay
 from runtime.reading import MAX_LINE_BYTES, parse_objects
 from runtime.tables import SOURCES
 from runtime.validation import MAX_DEPTH, QUARANTINE_RAW_BYTES
-from tests.harness import Harness, encode_lines, sales_order, staff
+from tests.support.harness import Harness, encode_lines, sales_order, staff
 
 SALES = SOURCES["sales_order"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_a_null_line_is_a_rejected_row_never_a_crash_in_the_reading_path(body):
         import json
         from runtime.reading import parse_objects
         from runtime.tables import SOURCES
-        from tests.harness import encode_lines, sales_order
+        from tests.support.harness import encode_lines, sales_order
         body = {body!r} + encode_lines([sales_order(1)]) + {body!r}
         packet = parse_objects(SOURCES["sales_order"], [("k.jsonl", body)])
         print(json.dumps({{"rows": packet.rows["sales_order_id"].to_pylist(),
@@ -88,7 +88,7 @@ def test_a_null_line_through_the_pipeline_is_quarantined_and_the_packet_commits(
     done = run_child("""
         import json
         from runtime import keys
-        from tests.harness import Harness, sales_order
+        from tests.support.harness import Harness, sales_order
         h = Harness()
         h.invoke(*h.upload_dimensions())
         h.upload("sales_order", 1, ["null", sales_order(1), "", "null", sales_order(2)])

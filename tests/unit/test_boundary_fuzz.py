@@ -199,7 +199,7 @@ def test_through_the_pipeline_every_valid_row_is_written_once_and_every_other_li
 
 def check_through_the_pipeline(items, cuts, gzipped) -> None:
     from runtime import keys
-    from tests.harness import Harness, sales_order
+    from tests.support.harness import Harness, sales_order
 
     if _Shared.harness is None:
         _Shared.harness = Harness()

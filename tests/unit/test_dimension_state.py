@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from runtime.waits import open_waits
-from tests.harness import Harness, currency, department, sales_order, staff
+from tests.support.harness import Harness, currency, department, sales_order, staff
 
 LATER = "2023-01-01T00:00:00"
 

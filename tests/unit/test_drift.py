@@ -10,7 +10,7 @@ from runtime.drift import PacketDrift
 from runtime.observability import logger
 from runtime.reading import parse_objects
 from runtime.tables import SOURCES
-from tests.harness import Harness, encode_lines, sales_order
+from tests.support.harness import Harness, encode_lines, sales_order
 
 SALES = SOURCES["sales_order"]
 

@@ -7,10 +7,10 @@ import pytest
 
 from runtime import keys
 from runtime.errors import MissingPacketError
-from runtime.late import later_packet_with_objects
+from runtime.late import evidence_calls_bound, later_packet_with_objects
 from runtime.tables import consumed_parameter
-from tests.fakes import MemoryBucket
-from tests.harness import PREFIX, Harness, sales_order
+from tests.support.fakes import MemoryBucket
+from tests.support.harness import PREFIX, Harness, sales_order
 
 
 class CountingBucket(MemoryBucket):
@@ -57,19 +57,20 @@ HISTORY = 5000  # packets 1..5000 in the bucket: a long history
         ([*range(1, 10), *range(11, HISTORY)], 10, 11),
         # A gap low in a long history: evidence right after it.
         ([1, *range(3, HISTORY)], 2, 3),
-        # Nothing later: no evidence, after two calls.
+        # Nothing later: no evidence, after a bounded number of calls.
         (range(1, HISTORY + 1), HISTORY + 1, None),
         (range(1, 10_000), 10_000, None),
     ],
 )
-def test_evidence_costs_at_most_two_list_calls_whatever_the_history(present, missing, evidence):
+def test_evidence_costs_a_bounded_number_of_list_calls_whatever_the_history(present, missing, evidence):
     bucket = _bucket("sales_order", present, objects_per_packet=2)
     found = later_packet_with_objects(bucket, {}, "sales_order", missing)
     if evidence is None:
         assert found is None
-    else:  # any later packet with objects is evidence; the window's smallest is named
+    else:  # any later packet with objects is evidence; the page's smallest is named
         assert found is not None and found > missing and found in set(present), found
-    assert bucket.lists <= 2
+        assert bucket.lists <= 2  # the nearest pages come first
+    assert bucket.lists <= evidence_calls_bound(missing)
 
 
 def test_a_run_of_missing_packets_costs_the_same_two_calls():
@@ -89,14 +90,23 @@ def test_keys_that_are_not_packet_objects_are_no_evidence():
     assert later_packet_with_objects(bucket, {}, "staff", 5) is None
 
 
-def test_a_later_packet_beyond_both_windows_with_none_nearer_is_not_seen():
-    """The stated limit of a bounded look: 9000 sorts after the ~440 shorter numbers
-    (501..899) that sort between it and 5000, three objects each, more than one page
-    of keys; the missing packet then fails retryably."""
+def test_a_later_packet_behind_hundreds_of_shorter_numbers_is_seen():
+    """9000 sorts after the ~440 shorter numbers (501..899) that sort between it and
+    5000 as text, three objects each: more than a page of keys, yet its own leading
+    digit's page finds it."""
     bucket = _bucket("staff", [*range(1, 5000), 9000], objects_per_packet=3)
-    assert later_packet_with_objects(bucket, {}, "staff", 5000) is None
-    assert bucket.lists == 2
-    assert later_packet_with_objects(_bucket("staff", [*range(1, 5000), 9000]), {}, "staff", 5000) == 9000
+    assert later_packet_with_objects(bucket, {}, "staff", 5000) == 9000
+    assert bucket.lists <= 6
+
+
+def test_the_stated_limit_a_later_packet_behind_more_pages_than_lengths_left():
+    """The bound's price: 9999 sorts after the 111 shorter numbers of its leading digit
+    (9, 90..99, 900..999); at 70 objects each that is 7,770 keys, more than the seven
+    pages a four-digit id reads per digit. The missing packet then fails retryably."""
+    bucket = _bucket("staff", range(1, HISTORY + 1), objects_per_packet=70)
+    bucket.put(f"{keys.packet_prefix('staff', 9999)}ingested_20241114T153409.845000Z.jsonl", b"{}\n")
+    assert later_packet_with_objects(bucket, {}, "staff", HISTORY + 1) is None
+    assert bucket.lists <= evidence_calls_bound(HISTORY + 1)
 
 
 # -- in the pipeline ---------------------------------------------------------------
@@ -147,5 +157,19 @@ def test_with_nothing_later_in_a_long_history_it_fails_retryably_after_a_few_lis
     h.ingestion.lists = 0
     with pytest.raises(MissingPacketError, match="no later packet of sales_order has objects"):
         h.invoke(f"sales_order:{HISTORY + 1}")
-    assert h.ingestion.lists == 3
+    # The packet's own listing, then a page per leading digit and length until each
+    # digit's keys after where a later packet could sort are read.
+    assert h.ingestion.lists == 1 + 13 <= 1 + evidence_calls_bound(HISTORY + 1)
     assert h.consumed("sales_order") == HISTORY
+
+
+@pytest.mark.parametrize("later", [8001, 8500, 8999])
+@pytest.mark.parametrize("objects_per_packet", [1, 5])
+def test_the_only_later_packet_thousands_away_in_a_long_history_is_seen(later, objects_per_packet):
+    """A 5,000-packet history, packet 5001 missing and the only later packet some 3,000
+    numbers on: the hundreds of shorter numbers that sort between them as text do not
+    hide it, and the look stays bounded (docs/design.md#input-layout)."""
+    bucket = _bucket("staff", range(1, HISTORY + 1), objects_per_packet)
+    bucket.put(f"{keys.packet_prefix('staff', later)}ingested_20241114T153409.845000Z.jsonl", b"{}\n")
+    assert later_packet_with_objects(bucket, {}, "staff", HISTORY + 1) == later
+    assert bucket.lists <= evidence_calls_bound(HISTORY + 1)

@@ -14,7 +14,7 @@ from runtime import keys
 from runtime.reading import MAX_LINE_BYTES, parse_objects
 from runtime.tables import SOURCES
 from runtime.validation import QUARANTINE_RAW_BYTES, quarantine_jsonl
-from tests.harness import Harness, sales_order
+from tests.support.harness import Harness, sales_order
 
 SALES = SOURCES["sales_order"]
 

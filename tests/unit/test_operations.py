@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from runtime import keys
 from runtime.errors import UnreadableObjectError
 from runtime.operations import OperationRefused, redrive, skip, status
-from tests.harness import PREFIX, Harness, sales_order
+from tests.support.harness import PREFIX, Harness, sales_order
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from runtime.errors import (
     OutputConflictError,
     UnreadableObjectError,
 )
-from tests.harness import (
+from tests.support.harness import (
     Harness,
     address,
     counterparty,
@@ -315,7 +315,7 @@ def test_an_operators_replay_re_offers_what_is_left_and_writes_nothing_twice(h):
 
 
 def test_purchases_and_payments_waiting_for_dimensions_are_written_when_they_arrive(h):
-    from tests.harness import payment, payment_type, purchase_order, transaction
+    from tests.support.harness import payment, payment_type, purchase_order, transaction
 
     h.invoke(*h.upload_dimensions())
     h.upload("purchase_order", 1, [purchase_order(1), purchase_order(2, staff_id=2)])
@@ -527,13 +527,14 @@ def test_a_packet_counts_the_lines_of_each_object_and_its_non_blank_lines_apart(
     from runtime.observability import Metrics
     from runtime.pipeline import Pipeline
     from runtime.records import PacketLines
-    from tests.harness import PREFIX
+    from tests.support.harness import PREFIX
 
     a = h.upload("sales_order", 1, [sales_order(1), "{broken", "", sales_order(2)], part="_a")
     b = h.upload("sales_order", 1, ["  "], part="_b")
     pipeline = Pipeline(h.ingestion, h.processed, h.ids, PREFIX, Metrics(stream=io.StringIO()))
     _, lines = pipeline.transform_packet("sales_order", "sales_order:1", [a, b])
     assert lines == PacketLines({a: 4, b: 1}, rows=3)
+
 
 def test_an_empty_object_beside_others_is_a_warning_and_the_rest_is_written(h, caplog):
     h.invoke(*h.upload_dimensions())

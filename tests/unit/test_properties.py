@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from runtime import state
 from runtime.reading import parse_objects
 from runtime.tables import SOURCES
-from tests.harness import encode_lines, staff
+from tests.support.harness import encode_lines, staff
 
 STAFF = SOURCES["staff"]
 T0 = datetime(2022, 11, 3, 14, 20, 49)

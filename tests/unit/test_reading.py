@@ -7,7 +7,7 @@ import pytest
 from runtime.errors import UnreadableObjectError
 from runtime.reading import MAX_LINE_BYTES, parse_objects
 from runtime.tables import SOURCES
-from tests.harness import encode_lines, sales_order, staff
+from tests.support.harness import encode_lines, sales_order, staff
 
 SALES = SOURCES["sales_order"]
 

@@ -15,8 +15,8 @@ from runtime.rebuild import steps
 from runtime.rebuild.report import REPORT_KEY
 from runtime.records import CommitRecord
 from runtime.tables import DIMENSIONS, FACTS, OUTPUT_TABLES, packet_id_parameters
-from tests.fakes import MemoryBucket, MemoryPacketIds, SimulatedKill, Writes
-from tests.harness import Harness, sales_order, staff
+from tests.support.fakes import MemoryBucket, MemoryPacketIds, SimulatedKill, Writes
+from tests.support.harness import Harness, sales_order, staff
 
 TARGET_PREFIX = "/totesys/processing/gen2"
 
@@ -252,7 +252,7 @@ def test_switching_the_live_pipeline_to_the_rebuilt_generation_and_catching_up()
     from runtime.pipeline import Pipeline
     from runtime.events import parse_event
     from runtime.rebuild.switch import switch_ids, switched_key
-    from tests.harness import PREFIX
+    from tests.support.harness import PREFIX
 
     def h2(h: Harness) -> None:
         h.upload("staff", 4, [staff(3, first="Cy", updated="2022-11-06T10:00:00")])

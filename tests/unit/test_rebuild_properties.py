@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from tests.harness import DIMENSIONS, Harness, design, sales_order, staff
+from tests.support.harness import DIMENSIONS, Harness, design, sales_order, staff
 from tests.unit.test_rebuild import TARGET_PREFIX, Rebuild, assert_gapless, assert_same_warehouse
 
 T0 = datetime(2022, 11, 3, 14, 20, 52)

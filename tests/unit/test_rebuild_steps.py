@@ -8,7 +8,7 @@ import pytest
 from runtime.errors import CorruptRecordError, InvalidEventError
 from runtime.rebuild import entry, steps
 from runtime.rebuild.plan import PLAN_KEY
-from tests.harness import sales_order
+from tests.support.harness import sales_order
 from tests.unit.test_rebuild import TARGET_PREFIX, Rebuild, small_history
 
 

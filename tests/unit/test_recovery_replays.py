@@ -9,66 +9,47 @@ import pytest
 
 from runtime import keys
 from runtime.waits import open_waits
-from tests.fakes import SimulatedKill
-from tests.harness import Harness, sales_order, staff
-from tests.support.sweep import kill_points as sampled
-from tests.unit.test_recovery import final_state
+from tests.support.backends import MemoryBackend
+from tests.support.harness import DIMENSIONS, sales_order, staff
+from tests.support.kill_sweep import Arrive, Invoke, KillSweep, Scenario, dimensions
+from tests.support.sweep import SAMPLE
 
 V = "2023-02-01T10:00:00"
-ARRIVAL = ("staff:2",)
-OTHER = ("sales_order:4",)
+SWEEP = KillSweep(
+    Scenario(
+        seed=(
+            dimensions(),
+            Invoke(tuple(f"{table}:1" for table in DIMENSIONS)),
+            Arrive((
+                ("sales_order", 1, [sales_order(7, updated=V, staff_id=21, units_sold=5),
+                                    sales_order(8, updated=V, staff_id=21, units_sold=5),
+                                    sales_order(9, staff_id=22)]),  # 22 never comes: stays waiting
+                ("sales_order", 2, [sales_order(7, updated=V, staff_id=1, units_sold=5)]),  # the correction
+                ("sales_order", 3, [sales_order(8, updated=V, staff_id=21, units_sold=7)]),  # changed, waits too
+            )),
+            Invoke(("sales_order:1", "sales_order:2", "sales_order:3")),
+            Arrive((("staff", 2, [staff(21, 1, "Ann", "Lee")]), ("sales_order", 4, [sales_order(10)]))),
+        ),
+        # The arrival's replay killed after any write; another event first (it finishes the
+        # killed invocation's work), then Lambda's retry.
+        steps=(Invoke(("staff:2",)), Invoke(("sales_order:4",))),
+        killed=(0,),
+        sample=SAMPLE,
+    ),
+    MemoryBackend(),
+)
 
 
-def prepared() -> Harness:
-    h = Harness()
-    h.invoke(*h.upload_dimensions())
-    h.upload("sales_order", 1, [sales_order(7, updated=V, staff_id=21, units_sold=5),
-                                sales_order(8, updated=V, staff_id=21, units_sold=5),
-                                sales_order(9, staff_id=22)])  # 22 never comes: stays waiting
-    h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=1, units_sold=5)])  # the correction
-    h.upload("sales_order", 3, [sales_order(8, updated=V, staff_id=21, units_sold=7)])  # changed, waits too
-    h.invoke("sales_order:1", "sales_order:2", "sales_order:3")
-    h.upload("staff", 2, [staff(21, 1, "Ann", "Lee")])
-    h.upload("sales_order", 4, [sales_order(10)])
-    return h
-
-
-@pytest.fixture(scope="module")
-def reference():
-    h = prepared()
-    before = h.writes.count
-    h.invoke(*ARRIVAL)
-    writes = h.writes.count - before
-    h.invoke(*OTHER)
-    h.check_invariants()
-    return final_state(h), writes, h
-
-
-def test_the_undisturbed_run_writes_the_newest_content_last(reference):
-    _, writes, h = reference
+def test_the_undisturbed_run_writes_the_newest_content_last():
+    h, writes = SWEEP.reference.world, SWEEP.reference.writes[0]
     assert h.processed.list_keys(keys.REPLAY_COMMITS) == [keys.replay_commit_key("after_staff_packet_2")]
     rows = [(r["sales_order_id"], r["sales_staff_id"], r["units_sold"]) for r in h.rows("fact_sales_order")]
     assert [r for r in rows if r[0] == 7] == [(7, 1, 5)]  # packet 1's stale row never written
     assert [r for r in rows if r[0] == 8] == [(8, 21, 5), (8, 21, 7)]  # older first, newest last
     assert [(w.packet, w.waits_for) for w in open_waits(h.processed)] == [(1, {"staff": 22})]
-    assert writes > 5
+    assert len(writes) > 5
 
 
-def kill_points() -> list[int]:
-    h = prepared()
-    before = h.writes.count
-    h.invoke(*ARRIVAL)
-    return sampled(range(1, h.writes.count - before + 1))  # every one with KILL_SWEEP=full
-
-
-@pytest.mark.parametrize("kill_after", kill_points())
-def test_the_replay_killed_after_any_write_then_another_event_then_the_retry(reference, kill_after):
-    expected, _, _ = reference
-    h = prepared()
-    h.writes.kill_after = h.writes.count + kill_after
-    with pytest.raises(SimulatedKill):
-        h.invoke(*ARRIVAL)
-    h.invoke(*OTHER)  # another event first: it finishes the killed invocation's work
-    h.invoke(*ARRIVAL)  # Lambda's retry
-    h.check_invariants()
-    assert final_state(h) == expected
+@pytest.mark.parametrize("point", SWEEP.points(), ids=str)
+def test_the_replay_killed_after_any_write_then_another_event_then_the_retry(point):
+    SWEEP.check(point)

@@ -10,70 +10,54 @@ from collections import Counter
 import pytest
 
 from runtime import keys
-from tests.fakes import SimulatedKill
-from tests.support.sweep import kill_points as sampled
-from tests.harness import (
-    Harness,
-    payment,
-    payment_type,
-    purchase_order,
-    staff,
-    transaction,
-)
-from tests.unit.test_recovery import final_state
+from tests.support.backends import MemoryBackend
+from tests.support.harness import payment, payment_type, purchase_order, staff, transaction
+from tests.support.kill_sweep import Arrive, Invoke, KillSweep, Scenario, dimensions
+from tests.support.sweep import SAMPLE
 
 PAID_AT = "2022-11-04T09:10:11.123000"
 
-
-def upload_all(h: Harness) -> tuple[tuple[str, ...], ...]:
-    """The packets of the three events; returns the events."""
-    first = h.upload_dimensions(
-        staff=[staff(1, 1), staff(2, 1, "Deron", "Beier")],
-        payment_type=[payment_type(1), payment_type(2, "PURCHASE_PAYMENT")],
-        transaction=[transaction(1, "SALE", 1, None), transaction(2, "PURCHASE", None, 1)],
-    )
-    h.upload("purchase_order", 1, [purchase_order(1), purchase_order(2, staff_id=2)])
-    # Payment 3 names transaction 3, which arrives in the third event: it waits.
-    h.upload("payment", 1, [
-        payment(1, transaction_id=1),
-        payment(2, transaction_id=2, payment_type_id=2, payment_date="2022-11-09"),
-        payment(3, transaction_id=3, payment_date="2022-11-10"),
-    ])
-    # Payment 1 is paid: a second version. Payment 2 is re-sent as it was: skipped.
-    h.upload("payment", 2, [
-        payment(1, updated=PAID_AT, transaction_id=1, paid=True),
-        payment(2, transaction_id=2, payment_type_id=2, payment_date="2022-11-09"),
-    ])
-    h.upload("purchase_order", 2, [purchase_order(3, staff_id=2, agreed_delivery_date="2022-11-12")])
-    h.upload("transaction", 2, [transaction(3, "SALE", 2, None)])
-    return (
-        (*first, "purchase_order:1", "payment:1"),
-        ("payment:2", "purchase_order:2"),
-        ("transaction:2",),
-    )
-
-
-def undisturbed() -> tuple[Harness, tuple, list[int]]:
-    """The events run without a kill; and how many writes each made."""
-    h = Harness()
-    events = upload_all(h)
-    writes_per_event = []
-    for event in events:
-        before = h.writes.count
-        h.invoke(*event)
-        writes_per_event.append(h.writes.count - before)
-    return h, events, writes_per_event
+FIRST = dimensions(
+    staff=[staff(1, 1), staff(2, 1, "Deron", "Beier")],
+    payment_type=[payment_type(1), payment_type(2, "PURCHASE_PAYMENT")],
+    transaction=[transaction(1, "SALE", 1, None), transaction(2, "PURCHASE", None, 1)],
+)
+SEED = (
+    FIRST,
+    Arrive((
+        ("purchase_order", 1, [purchase_order(1), purchase_order(2, staff_id=2)]),
+        # Payment 3 names transaction 3, which arrives in the third event: it waits.
+        ("payment", 1, [
+            payment(1, transaction_id=1),
+            payment(2, transaction_id=2, payment_type_id=2, payment_date="2022-11-09"),
+            payment(3, transaction_id=3, payment_date="2022-11-10"),
+        ]),
+        # Payment 1 is paid: a second version. Payment 2 is re-sent as it was: skipped.
+        ("payment", 2, [
+            payment(1, updated=PAID_AT, transaction_id=1, paid=True),
+            payment(2, transaction_id=2, payment_type_id=2, payment_date="2022-11-09"),
+        ]),
+        ("purchase_order", 2, [purchase_order(3, staff_id=2, agreed_delivery_date="2022-11-12")]),
+        ("transaction", 2, [transaction(3, "SALE", 2, None)]),
+    )),
+)
+EVENTS = (
+    Invoke((*(f"{table}:1" for table, _, _ in FIRST.packets), "purchase_order:1", "payment:1")),
+    Invoke(("payment:2", "purchase_order:2")),
+    Invoke(("transaction:2",)),
+)
+# Killed in any event; before Lambda's retry the next event arrives (or, after the last
+# one, a duplicate invoke of the first): it must finish the killed invocation's packets first.
+SWEEP = KillSweep(Scenario(SEED, EVENTS, sample=SAMPLE), MemoryBackend())
 
 
 @pytest.fixture(scope="module")
 def reference():
-    h, events, writes_per_event = undisturbed()
-    h.check_invariants()
-    return final_state(h), events, h
+    return SWEEP.reference.world
 
 
 def test_the_undisturbed_run_is_what_the_semantics_say(reference):
-    _, events, h = reference
+    h = reference
     versions = Counter((r["payment_id"], r["paid"]) for r in h.rows("fact_payment"))
     # Payments 1 and 2 unpaid, 1 again paid, 3 written by the replay; the re-send of 2 skipped.
     assert versions == {(1, False): 1, (2, False): 1, (1, True): 1, (3, False): 1}
@@ -100,27 +84,6 @@ def test_the_undisturbed_run_is_what_the_semantics_say(reference):
     assert h.consumed("payment") == 2 and h.consumed("transaction") == 2 and h.consumed("purchase_order") == 2
 
 
-def kill_points():
-    _, _, counts = undisturbed()
-    return sampled([(e, w) for e, n in enumerate(counts) for w in range(1, n + 1)])
-
-
-@pytest.mark.parametrize("event_index, kill_after", kill_points())
-def test_killed_after_any_write_then_another_event_then_the_retry(reference, event_index, kill_after):
-    expected, events, _ = reference
-    h = Harness()
-    upload_all(h)
-    for event in events[:event_index]:
-        h.invoke(*event)
-    h.writes.kill_after = h.writes.count + kill_after
-    with pytest.raises(SimulatedKill):
-        h.invoke(*events[event_index])
-    # Before Lambda's retry, the next event arrives (or, after the last one, a duplicate
-    # invoke of the first): it must finish the killed invocation's packets first.
-    following = events[event_index + 1] if event_index + 1 < len(events) else events[0]
-    h.invoke(*following)
-    h.invoke(*events[event_index])  # Lambda's retry of the killed invocation
-    for event in events[event_index + 2 :]:
-        h.invoke(*event)
-    h.check_invariants()
-    assert final_state(h) == expected
+@pytest.mark.parametrize("point", SWEEP.points(), ids=str)
+def test_killed_after_any_write_then_another_event_then_the_retry(point):
+    SWEEP.check(point)

@@ -11,8 +11,8 @@ import pytest
 
 from runtime import keys
 from runtime.waits import WaitWatch, open_waits
-from tests.fakes import SimulatedKill
-from tests.harness import Harness, sales_order, staff
+from tests.support.fakes import SimulatedKill
+from tests.support.harness import Harness, sales_order, staff
 
 V = "2023-02-01T10:00:00"  # the version (X, V) the examples send several times
 
@@ -45,12 +45,17 @@ def staff_21() -> dict:
 
 def test_a_correction_while_waiting_supersedes_the_waiting_row(h, caplog):
     """(a) X waits for staff 21 (packet 2); packet 3 sends the same version corrected
-    to staff 1 and it is written; staff 21 arrives: packet 2's stale row is not written."""
+    to staff 1 and it is written; staff 21 arrives: packet 2's stale row is not written.
+    The correction is a change of content packet 2 sent (still waiting): reported once,
+    when packet 3 writes it, and never again when the waiting row is resolved."""
     h.upload("sales_order", 1, [sales_order(1)])
     h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=5)])
     h.upload("sales_order", 3, [sales_order(7, updated=V, staff_id=1, units_sold=5)])
     h.invoke("sales_order:1", "sales_order:2", "sales_order:3")
     assert versions_of(h, 7) == [(1, 5)]
+    assert mutations(h) == 1
+    [changed] = [r for r in caplog.records if "came back changed" in r.getMessage()]
+    assert changed.packet == "sales_order:3" and changed.ids == [7]
     h.upload("staff", 2, [staff_21()])
     summary = h.invoke("staff:2")
     assert [o.packet for o in summary.outcomes] == ["staff:2", "replay:after_staff_packet_2"]
@@ -59,7 +64,7 @@ def test_a_correction_while_waiting_supersedes_the_waiting_row(h, caplog):
     assert (report.rows_written, report.rows_skipped, report.rows_rejected) == (0, 1, 0)
     [superseded] = [r for r in caplog.records if r.getMessage().startswith("waiting fact versions superseded")]
     assert superseded.superseded_by == {"sales_order:3": [7]}
-    assert mutations(h) == 0
+    assert mutations(h) == 1  # packet 3's, not again
     assert open_waits(h.processed) == []  # resolved, not quarantined again
     h.check_invariants()
 
@@ -81,6 +86,44 @@ def test_a_version_that_waited_twice_is_written_oldest_first_and_its_change_repo
     assert mutations(h) == 1
     assert total(h, "RowsWaiting") == 2 and total(h, "RowsRejected") == 0  # counted once, when they began
     assert open_waits(h.processed) == []
+    h.check_invariants()
+
+
+def test_a_change_written_by_a_replay_while_the_older_row_still_waits_counts_once(h):
+    """X waits for staff 21 (packet 2); packet 3's change of X waits for staff 22; staff
+    22 arrives first: packet 3's row is written while packet 2's still waits, and that is
+    the change, reported once; when staff 21 arrives packet 2's row is superseded."""
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=5)])
+    h.upload("sales_order", 3, [sales_order(7, updated=V, staff_id=22, units_sold=5)])
+    h.invoke("sales_order:1", "sales_order:2", "sales_order:3")
+    assert mutations(h) == 0
+    h.upload("staff", 2, [staff(22, 1, "Bo", "Ng", updated="2023-03-01T00:00:00")])
+    h.invoke("staff:2")
+    assert versions_of(h, 7) == [(22, 5)]
+    assert mutations(h) == 1
+    assert [w.packet for w in open_waits(h.processed)] == [2]
+    h.upload("staff", 3, [staff_21()])
+    h.invoke("staff:3")
+    assert versions_of(h, 7) == [(22, 5)]
+    assert mutations(h) == 1
+    assert open_waits(h.processed) == []
+    h.check_invariants()
+
+
+def test_a_packet_that_only_waits_is_remembered_for_the_change_after_it(h):
+    """Packet 2 writes nothing (X waits for staff 21), packet 3 writes X changed: the
+    memory knew packet 2's content though no output of it was written."""
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.invoke("sales_order:1")
+    h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=5)])
+    h.invoke("sales_order:2")
+    h.upload("sales_order", 3, [sales_order(7, updated=V, staff_id=1, units_sold=9)])
+    h.invoke("sales_order:3")
+    assert mutations(h) == 1
+    h.upload("staff", 2, [staff_21()])
+    h.invoke("staff:2")
+    assert versions_of(h, 7) == [(1, 9)] and mutations(h) == 1
     h.check_invariants()
 
 
@@ -131,7 +174,7 @@ def test_a_resend_while_waiting_supersedes_the_waiting_change(h):
 
 
 def test_a_resend_of_a_payment_differing_only_in_an_unwritten_column_is_skipped():
-    from tests.harness import payment, payment_type, transaction
+    from tests.support.harness import payment, payment_type, transaction
 
     h = Harness()
     h.invoke(*h.upload_dimensions(payment_type=[payment_type(1)], transaction=[transaction(1)]))
@@ -195,7 +238,7 @@ def test_a_packet_skipped_by_an_operator_keeps_what_the_memory_knew_of_re_sends(
     by an operator, is the last packet of the table before the replay."""
     from runtime.errors import MissingPacketError
     from runtime.operations import skip
-    from tests.harness import PREFIX
+    from tests.support.harness import PREFIX
 
     h.upload("sales_order", 1, [sales_order(7, updated=V, units_sold=5)])
     h.upload("sales_order", 2, [sales_order(7, updated=V, staff_id=21, units_sold=6)])

@@ -18,7 +18,7 @@ from runtime.star import ARROW_SCHEMAS, SCHEMAS
 from runtime.star.schema import arrow_type, table_schema
 from runtime.tables import OUTPUT_TABLES, SOURCE_TABLES, SOURCES
 from runtime.transform import transform
-from tests.harness import (
+from tests.support.harness import (
     address,
     counterparty,
     currency,

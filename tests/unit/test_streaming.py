@@ -11,7 +11,7 @@ from runtime.parquet import from_parquet
 from runtime.reading import parse_block, read_blocks
 from runtime.tables import SOURCES
 from runtime.transform import transform
-from tests.harness import encode_lines, sales_order
+from tests.support.harness import encode_lines, sales_order
 from tests.unit.test_star import ALL_DIMENSIONS, states_with
 
 SALES = SOURCES["sales_order"]

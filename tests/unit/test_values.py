@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from runtime.reading import WRITTEN_TOLERANCE, parse_objects
 from runtime.tables import SOURCES
 from runtime.validation import NOT_BLANK, NO_NUL
-from tests.harness import Harness, design, encode_lines, sales_order, staff
+from tests.support.harness import Harness, design, encode_lines, sales_order, staff
 from tests.unit.test_star import report, run
 
 SALES = SOURCES["sales_order"]
@@ -54,7 +54,7 @@ def test_not_null_text_that_is_empty_or_whitespace_is_rejected(blank):
 
 
 def test_a_nullable_text_may_be_null_but_not_hold_u0000():
-    from tests.harness import address
+    from tests.support.harness import address
 
     result = run("address", [address(1, line_2=None), address(2, line_2="a\u0000b"), address(3, line_2=" ")])
     r = report(result, "dim_location")
@@ -72,7 +72,7 @@ def test_blank_means_what_python_calls_whitespace(text):
 
 
 def _states_for_staff():
-    from tests.harness import department
+    from tests.support.harness import department
     from tests.unit.test_star import states_with
 
     return states_with(department=[department()])
@@ -233,7 +233,7 @@ def test_a_missing_or_retyped_declared_column_rejects_those_rows_and_is_reported
 
 
 def test_a_null_is_not_a_missing_column():
-    from tests.harness import address
+    from tests.support.harness import address
 
     packet = parse([address(1, line_2=None), {**address(2), "address_line_2": None}], SOURCES["address"])
     assert packet.failures == () and packet.rows.num_rows == 2

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 from collections import Counter
+from collections.abc import Mapping
 
 import pyarrow as pa
 
@@ -20,7 +21,7 @@ from runtime.tables import (
     packet_id_parameters,
     produced_parameter,
 )
-from tests.fakes import MemoryBucket, MemoryPacketIds, Writes
+from tests.support.fakes import MemoryBucket, MemoryPacketIds, Writes
 
 PREFIX = "/totesys/processing"
 T0 = "2022-11-03T14:20:49.962000"
@@ -208,21 +209,38 @@ class Harness:
 
     def check_invariants(self) -> None:
         """Gapless numbering, produced ids matching the files, no orphans, nothing pending."""
-        referenced = set()
-        for key in self.processed.list_keys(keys.COMMITS):
-            record = CommitRecord.from_json(key, self.processed.read(key))
-            referenced |= {o.key for o in record.outputs + record.quarantine}
-            referenced |= {record.state} if record.state else set()
-        for table in OUTPUT_TABLES:
-            numbers = self.output_numbers(table)
-            assert numbers == list(range(1, len(numbers) + 1)), f"{table} numbers {numbers}"
-            assert self.produced(table) == len(numbers), table
-            for key in self.output_keys(table):
-                assert key in referenced, f"orphan output {key}"
-        assert self.processed.list_keys(keys.PENDING) == []
+        store_invariants(self.processed.objects, self.ids.values)
+
+    def fork(self) -> Harness:
+        """An independent copy of both buckets and the ids, as they stand now."""
+        copy = Harness()
+        copy.writes.count, copy.writes.log = self.writes.count, list(self.writes.log)
+        for mine, theirs in ((self.ingestion, copy.ingestion), (self.processed, copy.processed)):
+            theirs.objects, theirs.modified = dict(mine.objects), dict(mine.modified)
+            theirs.metadata = {key: dict(value) for key, value in mine.metadata.items()}
+        copy.ids.values = dict(self.ids.values)
+        return copy
 
     def fact_versions(self) -> Counter:
         return Counter(
             (r["sales_order_id"], r["last_updated_date"], r["last_updated_time"])
             for r in self.rows("fact_sales_order")
         )
+
+
+def store_invariants(objects: Mapping[str, bytes], ids: Mapping[str, int | str], prefix: str = PREFIX) -> None:
+    """Gapless numbering, produced ids matching the files, no orphans, nothing pending:
+    over a processed bucket's objects and the packet-id parameters, wherever they live."""
+    referenced = set()
+    for key in sorted(k for k in objects if k.startswith(keys.COMMITS)):
+        record = CommitRecord.from_json(key, objects[key])
+        referenced |= {o.key for o in record.outputs + record.quarantine}
+        referenced |= {record.state} if record.state else set()
+    for table in OUTPUT_TABLES:
+        table_keys = [k for k in objects if k.startswith(f"{table}/")]
+        numbers = sorted(int(k.split("_packet_")[1].split("_")[0]) for k in table_keys)
+        assert numbers == list(range(1, len(numbers) + 1)), f"{table} numbers {numbers}"
+        assert int(ids[produced_parameter(prefix, table)]) == len(numbers), table
+        for key in table_keys:
+            assert key in referenced, f"orphan output {key}"
+    assert [k for k in objects if k.startswith(keys.PENDING)] == []
