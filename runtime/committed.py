@@ -19,15 +19,20 @@ from runtime.parquet import from_parquet
 from runtime.ports import PacketIds, ProcessedStore
 from runtime.reading import coerced_schema
 from runtime.records import CommitRecord
+from runtime.remembered import Lru, RememberingStore
 from runtime.state import empty, loaded
-from runtime.tables import SOURCES, consumed_parameter, produced_parameter
+from runtime.tables import FACT_OF_SOURCE, OUTPUTS, SOURCES, STATE_INPUTS, consumed_parameter, produced_parameter
+from runtime.transform import emitted_keys
 
 
 class Committed:
     """The committed state of one processed bucket and its packet ids."""
 
     def __init__(self, store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str) -> None:
-        self._store = store
+        # Immutable objects are read once per invocation at least: per warm container
+        # when the store given remembers them already (runtime.remembered).
+        self._store = store if isinstance(store, RememberingStore) else RememberingStore(store, Lru(), "")
+        self._memory = self._store.memory
         self._ids = packet_ids
         self._prefix = ssm_prefix
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
@@ -111,14 +116,43 @@ class Committed:
             )
         return CommitRecord.from_json(commit_key, data).state
 
+    @property
+    def store(self) -> RememberingStore:
+        return self._store
+
     def state(self, table: str) -> pa.Table:
-        key = self.state_key(table)
+        return self.state_at(table, self.state_key(table))
+
+    def state_at(self, table: str, key: str | None) -> pa.Table:
+        """`table`'s state as snapshot `key` holds it (None: no state yet); parsed once
+        per snapshot, the snapshot being immutable."""
         if key is None:
             return empty(SOURCES[table])
-        data = self._store.read(key)
-        if data is None:
-            raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
+
+        def parsed() -> pa.Table:
+            data = self._store.read(key)
+            if data is None:
+                raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
+            return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
+
+        return self._memory.remembered((self._store.name, "state", key), parsed, lambda t: t.nbytes)
+
+    def inputs(self, table: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
+        """What a packet of `table` is transformed against: the committed states it
+        reads, and for a fact source the keys each dimension it refers to holds."""
+        snapshots = {t: self.state_key(t) for t in STATE_INPUTS[table]}
+        states = {t: self.state_at(t, k) for t, k in snapshots.items()}
+        references = () if SOURCES[table].keeps_state else FACT_OF_SOURCE[table].references
+        return states, {r.dimension: self.emitted(r.dimension, states, snapshots) for r in references}
+
+    def emitted(self, dimension: str, states: dict[str, pa.Table], snapshots: dict[str, str | None]) -> pa.Array:
+        """The keys dimension `dimension` holds (runtime.transform.emitted_keys) given
+        `states`, read from `snapshots`: computed once per set of snapshots, which are
+        immutable, so a new snapshot (a dimension packet committed) is a new entry."""
+        out = OUTPUTS[dimension]
+        inputs = (out.source, *(j.parent for j in out.joins))
+        key = (self._store.name, "emitted", dimension, tuple(snapshots[t] for t in inputs))
+        return self._memory.remembered(key, lambda: emitted_keys(out, states), lambda a: a.nbytes)
 
     def late_records_of(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""

@@ -54,7 +54,6 @@ from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, 
 from runtime.replays import facts_waiting_for, run_replay
 from runtime.tables import (
     SOURCES,
-    STATE_INPUTS,
     consumed_parameter,
     produced_parameter,
 )
@@ -107,13 +106,13 @@ class Pipeline:
         self._seconds_left = seconds_left
         self._stop_margin = stop_margin
         self._source = source
-        self._store = store
         self._ids = packet_ids
         self._prefix = ssm_prefix
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
         self._committed = Committed(store, packet_ids, ssm_prefix)
+        self._store = self._committed.store  # remembers immutable objects (runtime.remembered)
         self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 
     @property
@@ -279,7 +278,7 @@ class Pipeline:
         """The packet's objects transformed; and the lines each object held. A fact
         source's against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
-        states = {t: self.state(t) for t in STATE_INPUTS[table]}
+        states, known = self._committed.inputs(table)
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
         lines = dict.fromkeys(object_keys, 0)
@@ -301,7 +300,7 @@ class Pipeline:
         if memory is None and not source.keeps_state:
             memory = self.memory(table)
         packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
-        result = transform(source, blocks, states, name, memory, packet_id)
+        result = transform(source, blocks, states, name, memory, packet_id, known)
         if drift:
             logger.warning(
                 "schema drift: the source's columns differ from the declaration",
