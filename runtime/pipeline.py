@@ -50,6 +50,7 @@ from runtime.pending import (
 )
 from runtime.ports import IngestionSource, PacketIds, ProcessedStore
 from runtime.reading import parse_block, read_blocks
+from runtime.remembered import InvocationIds
 from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome, RunSummary, WrittenObject
 from runtime.replays import facts_waiting_for, run_replay
 from runtime.tables import (
@@ -106,12 +107,12 @@ class Pipeline:
         self._seconds_left = seconds_left
         self._stop_margin = stop_margin
         self._source = source
-        self._ids = packet_ids
+        self._ids = InvocationIds(packet_ids)  # read once per invocation (runtime.remembered)
         self._prefix = ssm_prefix
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
-        self._committed = Committed(store, packet_ids, ssm_prefix)
+        self._committed = Committed(store, self._ids, ssm_prefix)
         self._store = self._committed.store  # remembers immutable objects (runtime.remembered)
         self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 

@@ -6,7 +6,8 @@ deleted (docs/design.md#commit-steps, #keys): once read (or written), their byte
 their LastModified stay true for as long as the bucket exists. Only those are
 remembered here, by bucket and key, in a memory bounded by bytes (least recently used
 first out). A key that does not exist is never remembered: it may be written next.
-Pending marks and gap markers are deleted, and the SSM ids move: never remembered.
+Pending marks and gap markers are deleted, and the SSM ids move: never remembered
+across invocations (within one, see InvocationIds).
 
 Also what is computed from such objects alone (a state snapshot parsed, the keys a
 dimension holds given its state snapshots), keyed by the snapshots' keys.
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime import keys
-from runtime.ports import ProcessedStore
+from runtime.ports import PacketIds, ProcessedStore
 
 # Prefixes of the processed bucket whose objects are immutable once written.
 IMMUTABLE = (keys.COMMITS, keys.STATE, keys.HISTORY, keys.QUARANTINE)
@@ -112,3 +113,27 @@ class RememberingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)  # what a test or an adapter adds (e.g. the bucket's name)
+
+
+class InvocationIds:
+    """The SSM packet ids as one invocation sees them: each read once, then what this
+    invocation wrote. Never kept across invocations (an operator may move them in
+    between). Within one the pipeline is their only writer: reserved concurrency 1
+    (docs/design.md#ordering), and nothing else in the runtime writes an id (the
+    operators' commands write commit records that the pipeline applies; a rebuild
+    writes its own prefix). A write that fails forgets the id, so it is read again;
+    the adapter still checks every write against the stored id."""
+
+    def __init__(self, ids: PacketIds) -> None:
+        self._ids = ids
+        self._seen: dict[str, int] = {}
+
+    def read_packet_id(self, name: str) -> int:
+        if name not in self._seen:
+            self._seen[name] = self._ids.read_packet_id(name)
+        return self._seen[name]
+
+    def write_packet_id(self, name: str, packet_id: int) -> None:
+        self._seen.pop(name, None)
+        self._ids.write_packet_id(name, packet_id)
+        self._seen[name] = packet_id

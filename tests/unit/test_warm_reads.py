@@ -167,3 +167,55 @@ def test_a_remembered_state_is_the_state_read(rows):
     for table in ("staff", "department", "currency"):
         assert warm.state(table).equals(cold.state(table))
         assert isinstance(warm.state(table), pa.Table)
+
+
+class CountingIds:
+    """Packet ids counting reads, able to fail a write after storing it (a lost reply)."""
+
+    def __init__(self, ids) -> None:
+        self.ids, self.reads, self.fail_next_write = ids, Counter(), False
+
+    def read_packet_id(self, name: str) -> int:
+        self.reads[name] += 1
+        return self.ids.read_packet_id(name)
+
+    def write_packet_id(self, name: str, packet_id: int) -> None:
+        self.ids.write_packet_id(name, packet_id)
+        if self.fail_next_write:
+            self.fail_next_write = False
+            raise ConnectionError("the reply was lost")
+
+
+def test_packet_ids_are_read_once_per_invocation_and_never_carried_over():
+    h = harness()
+    box = Container(h, Lru())
+    box.invoke(*h.upload_dimensions())
+    h.upload("sales_order", 1, [sales_order(1)])
+    h.upload("sales_order", 2, [sales_order(2, updated="2023-01-02T00:00:00")])
+    counting = CountingIds(h.ids)
+    metrics = Metrics(stream=io.StringIO())
+    pipeline = Pipeline(h.ingestion, RememberingStore(h.processed, box.memory, "processed"), counting, PREFIX, metrics)
+    pipeline.run(parse_event({"packets": [{"table": "sales_order", "id": 2}]}))  # catches up 1 first
+    assert h.consumed("sales_order") == 2
+    assert counting.reads and max(counting.reads.values()) == 1
+    # An id moved between invocations (an operator) is what the next invocation sees.
+    consumed = "/totesys/processing/consumed/sales_order"
+    h.ids.values[consumed] = 5
+    fresh = Pipeline(h.ingestion, h.processed, counting, PREFIX, metrics)
+    assert fresh.consumed("sales_order") == 5
+
+
+def test_a_failed_write_of_an_id_forgets_it():
+    from runtime.remembered import InvocationIds
+
+    h = harness()
+    counting = CountingIds(h.ids)
+    ids = InvocationIds(counting)
+    name = "/totesys/processing/consumed/staff"
+    assert ids.read_packet_id(name) == 0
+    counting.fail_next_write = True
+    with pytest.raises(ConnectionError):
+        ids.write_packet_id(name, 1)
+    assert ids.read_packet_id(name) == 1 and counting.reads[name] == 2
+    ids.write_packet_id(name, 2)
+    assert ids.read_packet_id(name) == 2 and counting.reads[name] == 2
