@@ -137,13 +137,16 @@ class Committed:
 
         return self._memory.remembered((self._store.name, "state", key), parsed, lambda t: t.nbytes)
 
-    def inputs(self, table: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
-        """What a packet of `table` is transformed against: the committed states it
-        reads, and for a fact source the keys each dimension it refers to holds."""
-        snapshots = {t: self.state_key(t) for t in STATE_INPUTS[table]}
+    def inputs(self, *tables: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
+        """What packets of `tables` are transformed against: the committed states they
+        read, and the keys each dimension they refer to (a fact) or feed (a dimension:
+        what it held before) holds, remembered per set of state snapshots."""
+        snapshots = {t: self.state_key(t) for table in tables for t in STATE_INPUTS[table]}
         states = {t: self.state_at(t, k) for t, k in snapshots.items()}
-        references = () if SOURCES[table].keeps_state else FACT_OF_SOURCE[table].references
-        return states, {r.dimension: self.emitted(r.dimension, states, snapshots) for r in references}
+        dimensions = [r.dimension for t in tables if not SOURCES[t].keeps_state for r in FACT_OF_SOURCE[t].references]
+        dimensions += [SOURCES[t].primary_output for t in tables
+                       if SOURCES[t].keeps_state and OUTPUTS[SOURCES[t].primary_output].source == t]
+        return states, {d: self.emitted(d, states, snapshots) for d in dict.fromkeys(dimensions)}
 
     def emitted(self, dimension: str, states: dict[str, pa.Table], snapshots: dict[str, str | None]) -> pa.Array:
         """The keys dimension `dimension` holds (runtime.transform.emitted_keys) given

@@ -279,7 +279,7 @@ class Pipeline:
         """The packet's objects transformed; and the lines each object held. A fact
         source's against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
-        states, known = self._committed.inputs(table)
+        states, known = self.inputs(table)
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
         lines = dict.fromkeys(object_keys, 0)
@@ -375,15 +375,13 @@ class Pipeline:
         if record.replayed is None:  # a replay consumes quarantine files, not a packet
             self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
 
-    # -- the fact memory -------------------------------------------------------
-
     # -- the committed state (runtime.committed) ----------------------------------
 
     def consumed(self, table: str) -> int:
         return self._committed.consumed(table)
 
-    def state(self, table: str) -> pa.Table:
-        return self._committed.state(table)
+    def inputs(self, *tables: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
+        return self._committed.inputs(*tables)
 
     def memory(self, table: str) -> history.FactMemory:
         return self._committed.memory(table)

@@ -61,7 +61,7 @@ def transform(
     already written). `known`: the keys each dimension holds (emitted_keys of these
     states), when the caller has them already; computed here otherwise."""
     if source.keeps_state:
-        return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
+        return _dimension_packet(source, concat(source, list(blocks)), states, packet_name, known or {})
     memories = {source.name: memory or FactMemory.empty(source)}
     return _fact_packets({source.name: [(packet_id, blocks)]}, states, packet_name, memories, known)
 
@@ -71,11 +71,12 @@ def replay_facts(
     states: Mapping[str, pa.Table],
     name: str,
     memories: Mapping[str, FactMemory],
+    known: Mapping[str, pa.Array] | None = None,
 ) -> Transformed:
     """Waiting rows of several fact sources offered again, by fact source, each
     source's rows as (source packet, its blocks) in packet order
     (docs/design.md#waits-and-replays): one output per fact, one dim_date for all."""
-    return _fact_packets(parts, states, name, memories)
+    return _fact_packets(parts, states, name, memories, known)
 
 
 # What callers read from here.
@@ -86,7 +87,8 @@ __all__ = ["Output", "Transformed", "emitted_keys", "replay_facts", "transform"]
 
 
 def _dimension_packet(
-    source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str
+    source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str,
+    known: Mapping[str, pa.Array],
 ) -> Transformed:
     """A dimension packet: its changed rows upserted into the state and emitted.
 
@@ -125,7 +127,10 @@ def _dimension_packet(
         else:
             sink.add(candidate, packet.text)
         sinks.append(sink)
-    emitted = emitted_keys(OUTPUTS[source.primary_output], plain) if _feeds(source) else None
+    emitted = None
+    if _feeds(source):  # what the dimension held before: the same keys, however computed
+        held = known.get(source.primary_output)
+        emitted = held if held is not None else emitted_keys(OUTPUTS[source.primary_output], plain)
     written = sinks[0].written_keys if _feeds(source) else None
     return finish(sinks, packet_name, st.with_emitted(new_state, states[source.name], source.key, emitted, written))
 
