@@ -36,7 +36,6 @@ class Committed:
         self._ids = packet_ids
         self._prefix = ssm_prefix
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
-        self._immutable: dict[str, bytes | None] = {}  # fact memory manifests read this invocation
 
     def produced(self, output_table: str) -> int:
         return self._ids.read_packet_id(produced_parameter(self._prefix, output_table))
@@ -52,14 +51,8 @@ class Committed:
         return history.FactMemory.load(source, manifest, self.read_once)
 
     def read_once(self, key: str) -> bytes | None:
-        """Read an object of the fact memory; a manifest (small, immutable, read up to
-        four times per packet) once per invocation."""
-        if key in self._immutable:
-            return self._immutable[key]
-        data = self._store.read(key)
-        if data is not None and "_manifest_" in key:
-            self._immutable[key] = data
-        return data
+        """Read an object of the fact memory: immutable, so remembered by the store."""
+        return self._store.read(key)
 
     def current_manifest(self, table: str, produced: int) -> str | None:
         """The memory as of fact output `produced`, or the one the last packet of
