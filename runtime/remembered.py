@@ -36,8 +36,11 @@ def immutable(key: str) -> bool:
 class Lru:
     """A least-recently-used memory bounded by the bytes of what it holds."""
 
-    def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(self, budget: int = DEFAULT_BUDGET, largest: int | None = None) -> None:
         self.budget = budget
+        # A large object (a big packet's fact memory segment) is not kept alive after
+        # its packet: it would raise the peak memory of the next one.
+        self.largest = budget // 8 if largest is None else largest
         self.size = 0
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
 
@@ -50,8 +53,8 @@ class Lru:
 
     def put(self, key: Hashable, value: Any, size: int) -> None:
         size += _OVERHEAD
-        if size > self.budget:
-            return  # larger than the whole memory: not worth evicting everything for
+        if size > self.largest:
+            return
         old = self._items.pop(key, None)
         if old is not None:
             self.size -= old[1]

@@ -148,14 +148,15 @@ def test_only_immutable_objects_that_exist_are_remembered():
 
 
 def test_the_memory_is_bounded_by_bytes_least_recently_used_first_out():
-    memory = Lru(budget=3000)
+    memory = Lru(budget=3000, largest=1500)
     for n in range(5):
         memory.put(n, b"x" * 1000, 1000)
         memory.get(0)  # kept in use
     assert memory.size <= 3000 and len(memory) == 2
     assert memory.get(0) is not None and memory.get(4) is not None and memory.get(1) is None
-    memory.put("huge", b"x", 5000)
-    assert memory.get("huge") is None
+    memory.put("large", b"x", 2000)  # over the largest entry kept
+    assert memory.get("large") is None and memory.get(0) is not None
+    assert Lru(budget=8000).largest == 1000
 
 
 @pytest.mark.parametrize("rows", [0, 3])
