@@ -19,19 +19,23 @@ from runtime.parquet import from_parquet
 from runtime.ports import PacketIds, ProcessedStore
 from runtime.reading import coerced_schema
 from runtime.records import CommitRecord
+from runtime.remembered import Lru, RememberingStore
 from runtime.state import empty, loaded
-from runtime.tables import SOURCES, consumed_parameter, produced_parameter
+from runtime.tables import FACT_OF_SOURCE, OUTPUTS, SOURCES, STATE_INPUTS, consumed_parameter, produced_parameter
+from runtime.transform import emitted_keys
 
 
 class Committed:
     """The committed state of one processed bucket and its packet ids."""
 
     def __init__(self, store: ProcessedStore, packet_ids: PacketIds, ssm_prefix: str) -> None:
-        self._store = store
+        # Immutable objects are read once per invocation at least: per warm container
+        # when the store given remembers them already (runtime.remembered).
+        self._store = store if isinstance(store, RememberingStore) else RememberingStore(store, Lru(), "")
+        self._memory = self._store.memory
         self._ids = packet_ids
         self._prefix = ssm_prefix
         self._late: dict[str, list[CommitRecord]] | None = None  # late commit records, by table
-        self._immutable: dict[str, bytes | None] = {}  # fact memory manifests read this invocation
 
     def produced(self, output_table: str) -> int:
         return self._ids.read_packet_id(produced_parameter(self._prefix, output_table))
@@ -47,14 +51,8 @@ class Committed:
         return history.FactMemory.load(source, manifest, self.read_once)
 
     def read_once(self, key: str) -> bytes | None:
-        """Read an object of the fact memory; a manifest (small, immutable, read up to
-        four times per packet) once per invocation."""
-        if key in self._immutable:
-            return self._immutable[key]
-        data = self._store.read(key)
-        if data is not None and "_manifest_" in key:
-            self._immutable[key] = data
-        return data
+        """Read an object of the fact memory: immutable, so remembered by the store."""
+        return self._store.read(key)
 
     def current_manifest(self, table: str, produced: int) -> str | None:
         """The memory as of fact output `produced`, or the one the last packet of
@@ -111,14 +109,46 @@ class Committed:
             )
         return CommitRecord.from_json(commit_key, data).state
 
+    @property
+    def store(self) -> RememberingStore:
+        return self._store
+
     def state(self, table: str) -> pa.Table:
-        key = self.state_key(table)
+        return self.state_at(table, self.state_key(table))
+
+    def state_at(self, table: str, key: str | None) -> pa.Table:
+        """`table`'s state as snapshot `key` holds it (None: no state yet); parsed once
+        per snapshot, the snapshot being immutable."""
         if key is None:
             return empty(SOURCES[table])
-        data = self._store.read(key)
-        if data is None:
-            raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
-        return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
+
+        def parsed() -> pa.Table:
+            data = self._store.read(key)
+            if data is None:
+                raise CorruptRecordError(f"state snapshot {key} named by a commit record does not exist")
+            return loaded(from_parquet(data), coerced_schema(SOURCES[table]))
+
+        return self._memory.remembered((self._store.name, "state", key), parsed, lambda t: t.nbytes)
+
+    def inputs(self, *tables: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
+        """What packets of `tables` are transformed against: the committed states they
+        read, and the keys each dimension they refer to (a fact) or feed (a dimension:
+        what it held before) holds, remembered per set of state snapshots."""
+        snapshots = {t: self.state_key(t) for table in tables for t in STATE_INPUTS[table]}
+        states = {t: self.state_at(t, k) for t, k in snapshots.items()}
+        dimensions = [r.dimension for t in tables if not SOURCES[t].keeps_state for r in FACT_OF_SOURCE[t].references]
+        dimensions += [SOURCES[t].primary_output for t in tables
+                       if SOURCES[t].keeps_state and OUTPUTS[SOURCES[t].primary_output].source == t]
+        return states, {d: self.emitted(d, states, snapshots) for d in dict.fromkeys(dimensions)}
+
+    def emitted(self, dimension: str, states: dict[str, pa.Table], snapshots: dict[str, str | None]) -> pa.Array:
+        """The keys dimension `dimension` holds (runtime.transform.emitted_keys) given
+        `states`, read from `snapshots`: computed once per set of snapshots, which are
+        immutable, so a new snapshot (a dimension packet committed) is a new entry."""
+        out = OUTPUTS[dimension]
+        inputs = (out.source, *(j.parent for j in out.joins))
+        key = (self._store.name, "emitted", dimension, tuple(snapshots[t] for t in inputs))
+        return self._memory.remembered(key, lambda: emitted_keys(out, states), lambda a: a.nbytes)
 
     def late_records_of(self, table: str) -> list[CommitRecord]:
         """The late commit records of `table` (listed once per invocation: rare)."""

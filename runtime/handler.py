@@ -33,11 +33,12 @@ from runtime.errors import ProcessingError
 from runtime.events import parse_event
 from runtime.observability import PROCESSING_FAILED, Metrics, logger
 from runtime.pipeline import Pipeline, RunSummary
+from runtime.remembered import Lru, RememberingStore
 from runtime.settings import Settings
 
 
 @cache
-def _application() -> tuple[Settings, S3Bucket, S3Bucket, SsmPacketIds]:
+def _application() -> tuple[Settings, S3Bucket, RememberingStore, SsmPacketIds]:
     settings = Settings.from_env(os.environ)
     logger.setLevel(settings.log_level)
     # botocore honours AWS_ENDPOINT_URL, which points local runs and tests at moto.
@@ -47,7 +48,8 @@ def _application() -> tuple[Settings, S3Bucket, S3Bucket, SsmPacketIds]:
     return (
         settings,
         S3Bucket(s3, settings.ingestion_bucket),
-        S3Bucket(s3, settings.processed_bucket),
+        # Immutable objects stay remembered across warm invocations, bounded by bytes.
+        RememberingStore(S3Bucket(s3, settings.processed_bucket), Lru(), settings.processed_bucket),
         SsmPacketIds(ssm),
     )
 

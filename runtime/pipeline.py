@@ -53,10 +53,10 @@ from runtime.reading import parse_block, read_blocks
 from runtime.records import (
     CommitRecord, CommitSpace, Computed, PacketLines, PacketOutcome, RunSummary, WrittenObject,
 )
+from runtime.remembered import InvocationIds
 from runtime.replays import facts_waiting_for, run_replay
 from runtime.tables import (
     SOURCES,
-    STATE_INPUTS,
     consumed_parameter,
     produced_parameter,
 )
@@ -108,13 +108,13 @@ class Pipeline:
         self._seconds_left = seconds_left
         self._stop_margin = stop_margin
         self._source = source
-        self._store = store
-        self._ids = packet_ids
+        self._ids = InvocationIds(packet_ids)  # read once per invocation (runtime.remembered)
         self._prefix = ssm_prefix
         self._metrics = metrics
         self._current = ""  # the key of the pending record being processed
         self._evidence: dict[str, int] = {}  # table -> a later packet seen with objects
-        self._committed = Committed(store, packet_ids, ssm_prefix)
+        self._committed = Committed(store, self._ids, ssm_prefix)
+        self._store = self._committed.store  # remembers immutable objects (runtime.remembered)
         self._watch = WaitWatch(metrics, wait_alarm_hours)  # reports waits that are overdue
 
     @property
@@ -280,7 +280,7 @@ class Pipeline:
         """The packet's objects transformed; and the lines they held. A fact source's
         against `memory` when given, else the committed fact memory."""
         source = SOURCES[table]
-        states = {t: self.state(t) for t in STATE_INPUTS[table]}
+        states, known = self.inputs(table)
         # Streamed: objects are opened one at a time and read in blocks.
         objects = ((key, self._source.open(key)) for key in object_keys)
         lines, blank = dict.fromkeys(object_keys, 0), dict.fromkeys(object_keys, 0)
@@ -301,7 +301,7 @@ class Pipeline:
         if memory is None and not source.keeps_state:
             memory = self.memory(table)
         packet_id = int(name.rsplit(":", 1)[1])  # the rows' packet: what supersedes what
-        result = transform(source, blocks, states, name, memory, packet_id)
+        result = transform(source, blocks, states, name, memory, packet_id, known)
         if drift:
             logger.warning(
                 "schema drift: the source's columns differ from the declaration",
@@ -375,15 +375,13 @@ class Pipeline:
         if record.replayed is None:  # a replay consumes quarantine files, not a packet
             self._ids.write_packet_id(consumed_parameter(self._prefix, record.table), record.packet)
 
-    # -- the fact memory -------------------------------------------------------
-
     # -- the committed state (runtime.committed) ----------------------------------
 
     def consumed(self, table: str) -> int:
         return self._committed.consumed(table)
 
-    def state(self, table: str) -> pa.Table:
-        return self._committed.state(table)
+    def inputs(self, *tables: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]:
+        return self._committed.inputs(*tables)
 
     def memory(self, table: str) -> history.FactMemory:
         return self._committed.memory(table)

@@ -36,7 +36,7 @@ from runtime.ports import ProcessedStore
 from runtime.reading import parse_block, read_blocks
 from runtime.records import CommitRecord, CommitSpace, Computed, PacketOutcome
 from runtime.star import ARROW_SCHEMAS
-from runtime.tables import FACTS, SOURCES, STATE_INPUTS, WAITED_FOR
+from runtime.tables import FACTS, SOURCES, WAITED_FOR
 from runtime.transform import Transformed, replay_facts
 from runtime.validation import LINE_NUMBER, OBJECT, WAITS_FOR
 from runtime.waits import FIRST, PACKET, REPLAYED_TABLES, Wait, WaitWatch, live_quarantine, waits_in
@@ -52,7 +52,7 @@ class Committer(Protocol):
 
     def commit(self, space: CommitSpace, compute: Callable[[], Computed]) -> tuple[CommitRecord, PacketOutcome]: ...
 
-    def state(self, table: str) -> pa.Table: ...
+    def inputs(self, *tables: str) -> tuple[dict[str, pa.Table], dict[str, pa.Array]]: ...
 
     def memory(self, table: str) -> FactMemory: ...
 
@@ -75,15 +75,14 @@ def run_replay(p: Committer, replay: str, watch: WaitWatch | None = None) -> Pac
         offered_rows.extend(waits)
         # The rows' own objects are long read: the quarantine files bound them instead.
         written = max((p.store.last_modified(k) for k in taken), default=None)
-        parts, state_inputs, offered = {}, [], {}
+        parts, offered = {}, {}
         for fact in FACTS:
             parts[fact.source] = [
                 (packet, _offer(SOURCES[fact.source], fact.name, packet, list(group), written, offered))
                 for packet, group in groupby((w for w in waits if w.table == fact.name), key=lambda w: w.packet)
             ]
-            state_inputs += STATE_INPUTS[fact.source]
-        states = {t: p.state(t) for t in dict.fromkeys(state_inputs)}
-        result = replay_facts(parts, states, name, {f.source: p.memory(f.source) for f in FACTS})
+        states, known = p.inputs(*parts)
+        result = replay_facts(parts, states, name, {f.source: p.memory(f.source) for f in FACTS}, known)
         result = replace(result, quarantine={t: _with_origins(body, offered) for t, body in result.quarantine.items()})
         return Computed(CommitRecord(REPLAY, 0, replayed=tuple(taken)), result)
 

@@ -54,14 +54,16 @@ def transform(
     packet_name: str,
     memory: FactMemory | None = None,
     packet_id: int = 0,
+    known: Mapping[str, pa.Array] | None = None,
 ) -> Transformed:
     """Remodel one packet (source packet `packet_id`), given as parsed blocks, against
     the committed states (and, for a fact source, the memory of the fact versions
-    already written)."""
+    already written). `known`: the keys each dimension holds (emitted_keys of these
+    states), when the caller has them already; computed here otherwise."""
     if source.keeps_state:
-        return _dimension_packet(source, concat(source, list(blocks)), states, packet_name)
+        return _dimension_packet(source, concat(source, list(blocks)), states, packet_name, known or {})
     memories = {source.name: memory or FactMemory.empty(source)}
-    return _fact_packets({source.name: [(packet_id, blocks)]}, states, packet_name, memories)
+    return _fact_packets({source.name: [(packet_id, blocks)]}, states, packet_name, memories, known)
 
 
 def replay_facts(
@@ -69,22 +71,24 @@ def replay_facts(
     states: Mapping[str, pa.Table],
     name: str,
     memories: Mapping[str, FactMemory],
+    known: Mapping[str, pa.Array] | None = None,
 ) -> Transformed:
     """Waiting rows of several fact sources offered again, by fact source, each
     source's rows as (source packet, its blocks) in packet order
     (docs/design.md#waits-and-replays): one output per fact, one dim_date for all."""
-    return _fact_packets(parts, states, name, memories)
+    return _fact_packets(parts, states, name, memories, known)
 
 
 # What callers read from here.
-__all__ = ["Output", "Transformed", "replay_facts", "transform"]
+__all__ = ["Output", "Transformed", "emitted_keys", "replay_facts", "transform"]
 
 
 # -- dimensions -----------------------------------------------------------------
 
 
 def _dimension_packet(
-    source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str
+    source: SourceTable, packet: ParsedPacket, states: Mapping[str, pa.Table], packet_name: str,
+    known: Mapping[str, pa.Array],
 ) -> Transformed:
     """A dimension packet: its changed rows upserted into the state and emitted.
 
@@ -123,7 +127,10 @@ def _dimension_packet(
         else:
             sink.add(candidate, packet.text)
         sinks.append(sink)
-    emitted = _emitted_keys(OUTPUTS[source.primary_output], plain) if _feeds(source) else None
+    emitted = None
+    if _feeds(source):  # what the dimension held before: the same keys, however computed
+        held = known.get(source.primary_output)
+        emitted = held if held is not None else emitted_keys(OUTPUTS[source.primary_output], plain)
     written = sinks[0].written_keys if _feeds(source) else None
     return finish(sinks, packet_name, st.with_emitted(new_state, states[source.name], source.key, emitted, written))
 
@@ -169,7 +176,7 @@ def _keys(states: Mapping[str, pa.Table], table: str) -> pa.Array:
     return states[table][SOURCES[table].key].combine_chunks()
 
 
-def _emitted_keys(out: OutputTable, states: Mapping[str, pa.Table]) -> pa.Array:
+def emitted_keys(out: OutputTable, states: Mapping[str, pa.Table]) -> pa.Array:
     """Keys of the rows dimension `out` holds (docs/design.md#validation): its source's
     state built and validated as the dimension would emit it, and every key the state
     remembers as emitted before. A new staff row whose department is unknown is in the
@@ -198,6 +205,7 @@ def _fact_packets(
     states: Mapping[str, pa.Table],
     packet_name: str,
     memories: Mapping[str, FactMemory],
+    known_keys: Mapping[str, pa.Array] | None = None,
 ) -> Transformed:
     """The one fact path, for every fact declared in runtime/tables.py: each fact
     source's blocks → version screen → builder → reference checks → pandera → Parquet;
@@ -205,13 +213,13 @@ def _fact_packets(
 
     One part for a packet; a replay offers the quarantined rows of several facts at once.
     """
-    known: dict[str, pa.Array] = {}  # dimension → the keys a fact may refer to
+    known: dict[str, pa.Array] = dict(known_keys or {})  # dimension → the keys a fact may refer to
     sinks, dates, updates = [], [], []
     for source_name, blocks_by_packet in parts.items():
         fact = FACT_OF_SOURCE[source_name]
         for ref in fact.references:
             if ref.dimension not in known:
-                known[ref.dimension] = _emitted_keys(OUTPUTS[ref.dimension], states)
+                known[ref.dimension] = emitted_keys(OUTPUTS[ref.dimension], states)
         sink = TableSink(fact.name)
         sink.lines = 0  # it accounts the packet's lines, an empty packet's too
         versions = Versions(memories[source_name], _written_columns(fact.name))
