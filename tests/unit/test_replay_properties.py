@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from functools import cache
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.waits import open_waits
@@ -93,33 +93,52 @@ def newest_content(packets) -> dict[tuple, tuple]:
     return newest
 
 
-def expected_mutations(packets, written: list[tuple]) -> int:
-    """SilentMutation by docs/design.md#waits-and-replays: a written row counts when its
-    version was sent before with other content, written or still waiting. Every row of
-    a version written after its first differs from the one before it (nothing is written
-    twice in a row); the first counts when an earlier packet sent other content of that
-    version, which was then still waiting (a written row never equals a waiting one:
-    the same content waits for the same key).
+def expected_mutations(packets, written: list[tuple]) -> tuple[int, int]:
+    """SilentMutation by docs/design.md#waits-and-replays, as bounds: a written row
+    counts when its version was sent before with other content, written or still
+    waiting. Every row of a version written after its first differs from the one before
+    it (nothing is written twice in a row), so it counts. The first counts when a packet
+    before the one it came from sent other content; which packet that was, the rows do
+    not say when several sent the same content (1: A, 2: B, 3: A with A written alone,
+    packets 1 and 2 superseded: from 3, so one change). So the low bound takes the first
+    packet that sent that content, the high bound the last; they are equal unless the
+    content came back.
 
     `written`: (version, content) of the warehouse's rows, in load order."""
-    first_sent = {}
+    sent: dict = {}
     for packet in packets:
         for order, version, staff_id, units in packet:
-            first_sent.setdefault((order, version), (staff_id, units))
-    count, seen = 0, set()
+            sent.setdefault((order, version), []).append((staff_id, units))
+    low = high = 0
+    seen = set()
     for version, content in written:
-        if version in seen or content != first_sent[version]:
-            count += 1
+        if version in seen:
+            low, high = low + 1, high + 1
+        else:
+            history = sent[version]
+            at = [i for i, c in enumerate(history) if c == content]
+            low += any(c != content for c in history[:at[0]])
+            high += any(c != content for c in history[:at[-1]])
         seen.add(version)
-    return count
+    return low, high
 
 
 def mutations(h: Harness) -> float:
     return sum(m.get("SilentMutation", 0) for m in h.metrics() if m["table"] == "sales_order")
 
 
+# A content that came back (A, B, A) while all three waited: only the last is written,
+# one change from B (a long run found it; the model's first bound had said none).
+CAME_BACK = (
+    [[(3, "2023-02-02T10:00:00", 21, 1)], [(3, "2023-02-02T10:00:00", 21, 2)], [(3, "2023-02-02T10:00:00", 21, 1)],
+     [(1, "2023-02-01T10:00:00", 1, 1)], [(1, "2023-02-01T10:00:00", 1, 1)]],
+    [("sales_order:1", "sales_order:2"), ("staff:2", "sales_order:3"), ("sales_order:4",), ("sales_order:5", "staff:3")],
+)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs())
+@example(CAME_BACK)
 def test_the_last_row_of_every_version_is_the_newest_packets_content(run):
     check_the_newest_truth(run)
 
@@ -151,5 +170,6 @@ def check_the_newest_truth(run) -> None:
         assert rows_seen.get(version) != content, f"{version} written twice with the same content"
         rows_seen[version] = content
         written.append(((r["sales_order_id"], version_on[r["last_updated_date"].isoformat()]), content))
-    assert mutations(actual) == expected_mutations(packets, written)
+    low, high = expected_mutations(packets, written)
+    assert low <= mutations(actual) <= high, (mutations(actual), low, high)
     actual.check_invariants()
