@@ -152,8 +152,8 @@ def test_a_content_that_came_back_counts_the_one_change_written():
 # Order 3 waits for staff 22 with units 1 (packet 3), then with units 2 (packet 4), then
 # packet 5 re-sends units 2; staff 22 arrives: packet 3's row is superseded, packet 4's
 # written, packet 5's skipped. The change from 1 to 2 is in the warehouse's history of
-# the source nowhere, and SilentMutation counts 0: the waiting memory keeps the newest
-# waiting content of a version only, so the change is lost when packet 4 starts waiting.
+# the warehouse's rows nowhere (packet 3's row is never written), yet the source made it,
+# and SilentMutation counts 0 where it should count 1. Cause not yet found.
 CHANGED_WHILE_BOTH_WAITED = (
     [[(1, "2023-02-01T10:00:00", 1, 1)], [(1, "2023-02-01T10:00:00", 1, 1)], [(3, "2023-02-01T10:00:00", 22, 1)],
      [(3, "2023-02-01T10:00:00", 22, 2)], [(3, "2023-02-01T10:00:00", 22, 2)]],
